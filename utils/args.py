@@ -1,0 +1,215 @@
+"""Argument dataclasses shared by the scripts, and parsing of `script.py [config.json] [--flag value ...]`.
+
+A JSON config is read first and command-line flags override it; every value goes through argparse, so a wrong
+type or an unknown key stops with one line that names it.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from .errors import UserError
+
+
+@dataclass
+class ExperimentTrainingArguments(TrainingArguments):
+    """transformers' TrainingArguments plus the flags of the original scripts that v5 no longer has."""
+
+    evaluate_during_training: bool = field(
+        default=True, metadata={"help": "Evaluate every --logging_steps optimizer steps (and always at the end)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace results already in --output_dir (only once the new run has started)."}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Continue an interrupted IMP run in --output_dir; completed rounds are kept."}
+    )
+    group_by_length: bool = field(
+        default=False, metadata={"help": "Batch examples of similar length together (less padding, faster)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.output_dir is None:
+            raise UserError("--output_dir is required")
+        super().__post_init__()
+        if self.train_sampling_strategy == "group_by_length":
+            self.group_by_length = True
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "Hub id (bert-base-multilingual-cased) or local folder."})
+    model_type: Optional[str] = field(
+        default=None, metadata={"help": "Informational (the original's --model_type mbert); the checkpoint decides."}
+    )
+    config_name: Optional[str] = field(default=None, metadata={"help": "Config to use instead of the model's."})
+    tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer to use instead of the model's."})
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "Where hub downloads are stored."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow checkpoints that run their own code (off: a checkpoint can run code)."}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Data options common to all tasks; each task adds its own in a subclass."""
+
+    data_language: str = field(
+        default="en", metadata={"help": "Language code, or a comma list (en,fa,fr,zh) for an equal-share mixture."}
+    )
+    task_name: Optional[str] = field(default=None, metadata={"help": "Informational (the original's --task_name)."})
+    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset; local files take precedence."})
+    train_file: Optional[str] = field(
+        default=None, metadata={"help": "JSON-lines training file; '{lang}' is replaced by each language code."}
+    )
+    validation_file: Optional[str] = field(default=None, metadata={"help": "JSON-lines validation file ('{lang}' ok)."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "JSON-lines test file ('{lang}' ok)."})
+    eval_languages: Optional[str] = field(
+        default=None, metadata={"help": "Comma list of extra languages to evaluate on (zero-shot transfer)."}
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated."})
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every batch to --max_seq_length (default: pad each batch dynamically)."}
+    )
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use at most this many training examples."})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use at most this many eval examples."})
+    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenisation."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise even if a cached result exists."})
+
+    @property
+    def languages(self) -> list[str]:
+        return split_languages(self.data_language)
+
+    @property
+    def extra_eval_languages(self) -> list[str]:
+        return [lang for lang in split_languages(self.eval_languages or "") if lang not in self.languages]
+
+
+@dataclass
+class IMPArguments:
+    """How iterative magnitude pruning proceeds (LT_*.py)."""
+
+    prune_rate: float = field(default=0.1, metadata={"help": "Fraction pruned per round (of the original weights)."})
+    target_sparsity: float = field(default=0.9, metadata={"help": "Stop once this sparsity has been trained."})
+    prune_schedule: str = field(
+        default="linear", metadata={"help": "linear: 10%, 20%, ...; geometric: prune_rate of the remaining weights.",
+                                    "choices": ["linear", "geometric"]}
+    )
+    rewind_step: int = field(default=0, metadata={"help": "Rewind to the weights after this many steps (0: initial)."})
+    prune_scope: str = field(
+        default="global", metadata={"help": "global ranking, or per_stack (encoder and decoder each to the sparsity).",
+                                    "choices": ["global", "per_stack"]}
+    )
+    mask_format: str = field(
+        default="bool", metadata={"help": "bool (as the original), or packed (1 bit per weight).",
+                                  "choices": ["bool", "packed"]}
+    )
+
+
+@dataclass
+class MaskArguments:
+    """Which fixed mask a fine-tuning script trains under, and from which weights."""
+
+    mask_dir: Optional[str] = field(default=None, metadata={"help": "Mask .pt file (for --pruning_type lth)."})
+    pruning_type: str = field(
+        default="lth", metadata={"help": "lth: the --mask_dir mask; random / oneshot: made at --sparsity.",
+                                 "choices": ["lth", "random", "oneshot", "none"]}
+    )
+    sparsity: Optional[float] = field(
+        default=None, metadata={"help": "For random/oneshot: a fraction (0.5) or a percentage (50)."}
+    )
+    weight_init: str = field(
+        default="pre", metadata={"help": "pre: pre-trained weights; rand: same architecture, random weights.",
+                                 "choices": ["pre", "rand"]}
+    )
+    prune_scope: str = field(
+        default="global", metadata={"help": "For random/oneshot masks: global or per_stack.",
+                                    "choices": ["global", "per_stack"]}
+    )
+    save_model: bool = field(default=False, metadata={"help": "Save the trained masked model to output_dir/model."})
+
+    @property
+    def sparsity_fraction(self) -> Optional[float]:
+        """The original took an integer percentage; accept both 50 and 0.5."""
+        if self.sparsity is None:
+            return None
+        if self.sparsity < 0 or self.sparsity >= 100:
+            raise UserError(f"--sparsity must be a fraction in [0, 1) or a percentage in [0, 100), got {self.sparsity}")
+        return self.sparsity / 100.0 if self.sparsity >= 1 else self.sparsity
+
+
+def split_languages(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class _Parser(HfArgumentParser):
+    def error(self, message: str):  # argparse would print the whole usage; one line is enough
+        raise UserError(message)
+
+
+def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = None) -> tuple:
+    """Parse `[config.json] [--flag value ...]` into instances of `dataclass_types` (flags override the JSON)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _Parser(list(dataclass_types))
+    if argv and argv[0].endswith(".json"):
+        argv = json_to_argv(parser, argv[0]) + argv[1:]
+    try:
+        return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+    except ValueError as error:  # unknown CLI flags, TrainingArguments' own checks
+        message = str(error)
+        if "not used by the HfArgumentParser" in message:
+            message = "unknown argument(s): " + message.split(":", 1)[1].strip()
+        raise UserError(message) from None
+
+
+def json_to_argv(parser: HfArgumentParser, path: str) -> list[str]:
+    """Turn a JSON config into command-line tokens, so argparse checks every key and type."""
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"config {path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"config {path} must hold a JSON object of argument names and values")
+    options = {action.dest: action for action in parser._actions if action.option_strings}
+    argv: list[str] = []
+    for key, value in config.items():
+        if key not in options:
+            close = difflib.get_close_matches(key, list(options), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserError(f"config {path}: unknown key '{key}'{hint}")
+        if value is None:
+            continue
+        flag = f"--{key}"
+        if isinstance(value, list):
+            argv += [flag, *(_token(v) for v in value)]
+        elif isinstance(value, dict):
+            argv += [flag, json.dumps(value)]
+        else:
+            argv += [flag, _token(value)]
+    return argv
+
+
+def _token(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def config_dict(*dataclass_instances: Any) -> dict[str, Any]:
+    """All arguments as one JSON-friendly dict, for results files and resume checks."""
+    merged: dict[str, Any] = {}
+    for instance in dataclass_instances:
+        data = instance.to_dict() if hasattr(instance, "to_dict") else dict(vars(instance))
+        for key, value in data.items():
+            if not key.startswith("_"):
+                merged[key] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+    return merged

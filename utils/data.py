@@ -1,0 +1,90 @@
+"""Reading a task's examples per language, from local JSON-lines files or the Hugging Face hub."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from datasets import Dataset, concatenate_datasets, disable_progress_bars, load_dataset
+
+from .args import DataArguments
+from .errors import UserError, first_line
+
+HUB_ALIASES = {"wikiann": "unimelb-nlp/wikiann", "xnli": "facebook/xnli"}
+
+
+def data_file(template: Optional[str], lang: str) -> Optional[str]:
+    """Expand '{lang}' in a file template; a template without it serves one language only."""
+    if template is None:
+        return None
+    return template.replace("{lang}", lang)
+
+
+def load_split(
+    data_args: DataArguments,
+    lang: str,
+    split: str,
+    required_fields: Sequence[str],
+    default_hub: Optional[str] = None,
+) -> Dataset:
+    """One language's split ('train', 'validation', 'test'): the local file if given, else the hub dataset."""
+    disable_progress_bars()  # one line per run phase is printed instead
+    template = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}[split]
+    if template is not None:
+        if "{lang}" not in template and len(set(data_args.languages + data_args.extra_eval_languages)) > 1:
+            raise UserError(f"--{split}_file {template} serves one language; use '{{lang}}' in it for several")
+        dataset = _load_json_lines(data_file(template, lang), lang)
+        source = data_file(template, lang)
+    else:
+        hub_id = HUB_ALIASES.get(data_args.dataset_name or "", data_args.dataset_name or default_hub)
+        if hub_id is None:
+            raise UserError(f"no data for the {split} split: pass --dataset_name or --{split}_file")
+        dataset = _load_hub(hub_id, lang, split)
+        source = f"{hub_id} ({lang}, {split})"
+    missing = [f for f in required_fields if f not in dataset.column_names]
+    if missing:
+        raise UserError(f"{source} lacks field(s) {', '.join(missing)} (it has: {', '.join(dataset.column_names)})")
+    if len(dataset) == 0:
+        raise UserError(f"{source} holds no examples")
+    return dataset
+
+
+def _load_json_lines(path: str, lang: str) -> Dataset:
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"data file not found: {path} (language '{lang}')")
+    if file.stat().st_size == 0:
+        raise UserError(f"data file is empty: {path}")
+    try:
+        return load_dataset("json", data_files=str(file), split="train")
+    except Exception as error:  # datasets raises many types for malformed JSON
+        raise UserError(f"cannot read {path} as JSON lines: {first_line(error)}") from None
+
+
+def _load_hub(hub_id: str, lang: str, split: str) -> Dataset:
+    try:
+        return load_dataset(hub_id, lang, split=split)
+    except ValueError as error:
+        text = str(error)
+        if "config" in text.lower() and lang in text:
+            raise UserError(f"unknown language '{lang}' for {hub_id}") from None
+        raise UserError(f"cannot load {hub_id} ({lang}, {split}): {first_line(error)}") from None
+    except Exception as error:  # offline, not found, ...
+        raise UserError(
+            f"cannot load {hub_id} ({lang}, {split}) from the hub: {first_line(error)}; "
+            "offline, pass local files with --train_file/--validation_file"
+        ) from None
+
+
+def equal_share_mixture(per_language: dict[str, Dataset], total: Optional[int], seed: int) -> Dataset:
+    """The paper's multilingual training set: the same total size as one language, an equal share from each."""
+    if len(per_language) == 1:
+        (only,) = per_language.values()
+        return only.shuffle(seed=seed).select(range(min(total, len(only)))) if total else only
+    size = total or min(len(d) for d in per_language.values())
+    share = size // len(per_language)
+    parts = []
+    for lang, dataset in per_language.items():
+        if len(dataset) < share:
+            raise UserError(f"language '{lang}' has {len(dataset)} training examples, fewer than its share {share}")
+        parts.append(dataset.shuffle(seed=seed).select(range(share)))
+    return concatenate_datasets(parts).shuffle(seed=seed)

@@ -1,0 +1,197 @@
+"""Iterative magnitude pruning with rewinding: the loop every LT_*.py script runs.
+
+Round k trains the current mask for `steps_per_round` optimizer steps from the rewind weights, evaluates, prunes
+to the next sparsity of the schedule, saves that mask, and rewinds. The results file is rewritten after every
+round, so a killed run continues from its last completed round (`--resume`, or automatically) and, with the
+same seed, produces the same masks as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, fields
+from typing import Any, Callable
+
+import torch
+from transformers import set_seed
+
+from .args import IMPArguments, ExperimentTrainingArguments, config_dict
+from .errors import UserError
+from .io import atomic_write, write_json
+from .masks import Mask
+from .outputs import RunPaths, imp_resume_state
+from .pruning import magnitude_prune, sparsity_schedule
+from .training import MaskedTrainer, TaskSetup, format_metrics
+
+# Settings that change which masks IMP finds; a resumed run must match the interrupted one on all of them.
+_TRAINING_KEYS_THAT_SHAPE_MASKS = (
+    "seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+    "num_train_epochs", "max_steps", "save_steps", "warmup_steps", "lr_scheduler_type", "optim",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "fp16", "bf16", "group_by_length", "do_train",
+)
+_DATA_KEYS_FOR_EVAL_ONLY = (
+    "validation_file", "test_file", "eval_languages", "max_eval_samples", "preprocessing_num_workers",
+    "overwrite_cache", "task_name", "val_max_target_length", "num_beams",
+)
+
+
+def mask_fingerprint(model_args, data_args, imp_args: IMPArguments, training_args) -> dict[str, Any]:
+    settings = {k: v for k, v in asdict(model_args).items() if k not in ("cache_dir", "model_type")}
+    settings.update({k: v for k, v in asdict(data_args).items() if k not in _DATA_KEYS_FOR_EVAL_ONLY})
+    settings.update({k: v for k, v in asdict(imp_args).items() if k != "mask_format"})
+    settings.update({k: getattr(training_args, k) for k in _TRAINING_KEYS_THAT_SHAPE_MASKS})
+    return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in settings.items()}
+
+
+def steps_per_round(trainer: MaskedTrainer, args: ExperimentTrainingArguments, num_rounds: int) -> int:
+    """--save_steps, as the original used it; without it, the epoch (or max_steps) budget split over the rounds."""
+    if args.save_steps and args.save_steps >= 1:
+        return int(args.save_steps)
+    total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * trainer.steps_per_epoch)
+    return max(1, math.ceil(total / num_rounds))
+
+
+def run_imp(
+    build_setup: Callable[[], TaskSetup],
+    model_args,
+    data_args,
+    imp_args: IMPArguments,
+    training_args: ExperimentTrainingArguments,
+    script: str,
+) -> dict:
+    if not training_args.do_train:
+        raise UserError("IMP trains before every pruning step: pass --do_train")
+    paths = RunPaths(training_args.output_dir)
+    schedule = sparsity_schedule(imp_args.prune_rate, imp_args.target_sparsity, imp_args.prune_schedule)
+    fingerprint = mask_fingerprint(model_args, data_args, imp_args, training_args)
+    previous = imp_resume_state(paths, fingerprint, training_args.overwrite_output_dir, training_args.resume)
+    if previous is not None and previous.get("complete"):
+        print(f"{paths.root} already holds a complete IMP run; nothing to do")
+        print_imp_table(previous)
+        return previous
+
+    setup = build_setup()  # after the output-directory checks, so a refused run fails fast
+    trainer = MaskedTrainer(setup, training_args)
+    round_steps = steps_per_round(trainer, training_args, len(schedule))
+    if imp_args.rewind_step >= round_steps:
+        raise UserError(f"--rewind_step {imp_args.rewind_step} must be below the round length {round_steps}")
+    weights = trainer.weights
+    metadata = {
+        "task": setup.task,
+        "languages": setup.train_languages,
+        "model": model_args.model_name_or_path,
+        "seed": training_args.seed,
+        "script": script,
+        "prune_scope": imp_args.prune_scope,
+        "prune_schedule": imp_args.prune_schedule,
+    }
+    total_weights = sum(w.numel() for w in weights.values())
+    trainer.print(
+        f"IMP on {setup.task} ({','.join(setup.train_languages)}): {len(schedule)} rounds x {round_steps} steps, "
+        f"sparsity {schedule[0]:.0%} -> {schedule[-1]:.0%} ({imp_args.prune_schedule}, {imp_args.prune_scope}), "
+        f"{total_weights:,} prunable weights in {len(weights)} matrices"
+    )
+    for note in setup.notes:
+        trainer.print(note)
+
+    if previous is not None:
+        results = previous
+        done = results["rounds"]
+        snapshot = torch.load(paths.rewind_weights, map_location="cpu", weights_only=True)
+        mask = Mask.load(paths.root / done[-1]["next_mask"]).fit(weights, source="resumed mask")
+        start = len(done)
+        trainer.print(f"resuming {paths.root}: {start} completed round(s) kept, continuing at sparsity {schedule[start]:.1%}")
+    else:
+        if trainer.is_main and training_args.overwrite_output_dir:
+            paths.clear_results()  # only now that model, data and arguments have all loaded cleanly
+        results = {
+            "script": script,
+            **metadata,
+            "metric": setup.metric,
+            "greater_is_better": setup.greater_is_better,
+            "schedule": schedule,
+            "steps_per_round": round_steps,
+            "rewind_step": imp_args.rewind_step,
+            "num_processes": trainer.accelerator.num_processes,
+            "fingerprint": fingerprint,
+            "config": config_dict(model_args, data_args, imp_args, training_args),
+            "rounds": [],
+            "complete": False,
+        }
+        snapshot = trainer.snapshot()
+        mask = Mask.ones_like(weights)
+        start = 0
+        if imp_args.rewind_step == 0:
+            _save_rewind_weights(trainer, paths, snapshot)
+    trainer.accelerator.wait_for_everyone()
+
+    for k in range(start, len(schedule)):
+        set_seed(training_args.seed + k)
+        trainer.set_mask(mask)
+        trainer.restore(snapshot)
+        checksum = trainer.mask_checksums_agree()
+        prefix = f"[round {k} | sparsity {schedule[k]:.1%}] "
+        on_step = None
+        if k == 0 and imp_args.rewind_step > 0:
+            def on_step(step: int) -> None:
+                nonlocal snapshot
+                if step == imp_args.rewind_step:
+                    snapshot = trainer.snapshot()
+                    _save_rewind_weights(trainer, paths, snapshot)
+        stats = trainer.train(round_steps, seed=training_args.seed + k, on_step=on_step, log_prefix=prefix)
+        evaluation = trainer.evaluate() if training_args.do_eval else {}
+        entry: dict[str, Any] = {
+            "round": k,
+            "sparsity": mask.sparsity,
+            "metric": trainer.headline(evaluation) if evaluation else None,
+            "eval": evaluation,
+            "steps": stats["steps"],
+            "train_loss": stats["train_loss"],
+            "seconds": stats["seconds"],
+            "history": stats["history"],
+            "mask_checksum": checksum,
+        }
+        if evaluation:
+            trainer.print(f"{prefix}eval {format_metrics(evaluation, setup.metric)}")
+        if k + 1 < len(schedule):
+            started = time.time()
+            mask = magnitude_prune(weights, mask, schedule[k + 1], imp_args.prune_scope)
+            mask_path = paths.mask_file(schedule[k + 1])
+            if trainer.is_main:
+                mask.save(
+                    mask_path,
+                    {**metadata, "round": k + 1, "per_layer_sparsity": mask.per_layer()},
+                    packed=imp_args.mask_format == "packed",
+                )
+            entry["next_mask"] = str(mask_path.relative_to(paths.root))
+            entry["prune_seconds"] = round(time.time() - started, 3)
+            trainer.print(f"{prefix}pruned to {mask.sparsity:.2%} -> {mask_path}")
+        results["rounds"].append(entry)
+        results["complete"] = k + 1 == len(schedule)
+        if trainer.is_main:
+            write_json(paths.imp_results, results)
+        trainer.accelerator.wait_for_everyone()
+
+    if trainer.is_main:
+        paths.rewind_weights.unlink(missing_ok=True)
+        print_imp_table(results)
+    return results
+
+
+def _save_rewind_weights(trainer: MaskedTrainer, paths: RunPaths, snapshot: dict[str, torch.Tensor]) -> None:
+    if trainer.is_main:
+        atomic_write(paths.rewind_weights, lambda tmp: torch.save(snapshot, tmp))
+
+
+def print_imp_table(results: dict) -> None:
+    metric = results.get("metric", "metric")
+    languages = ",".join(results.get("languages", []))
+    print(f"\nIMP results ({results.get('task')}, {languages}): sparsity vs {metric}")
+    print(f"{'round':>5}  {'sparsity':>8}  {metric:>10}  {'steps':>6}  {'seconds':>8}  mask")
+    for entry in results["rounds"]:
+        value = entry.get("metric")
+        shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+        print(
+            f"{entry['round']:>5}  {entry['sparsity']:>8.1%}  {shown:>10}  {entry['steps']:>6}  "
+            f"{entry['seconds']:>8.1f}  {entry.get('next_mask', '-')}"
+        )

@@ -1,0 +1,315 @@
+"""Masks over a model's prunable weights: naming, validation, sparsity bookkeeping, and the `.pt` file formats.
+
+A mask maps a parameter name (`bert.encoder.layer.0.attention.self.query.weight`) to a bool tensor of the same
+shape; True means the weight is kept. On disk the keys carry a `_mask` suffix, as the original code wrote them.
+"""
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from .errors import UserError, first_line
+from .io import atomic_write, read_json, sha256_file, write_json
+
+MASK_SUFFIX = "_mask"
+PACKED_FORMAT = "packed-bits-v1"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where a weight sits in the network (used for per-layer statistics and per-stack pruning)
+# ---------------------------------------------------------------------------------------------------------------
+
+_BERT_MATRIX_TYPES = (
+    ("attention.self.query", "query"),
+    ("attention.self.key", "key"),
+    ("attention.self.value", "value"),
+    ("attention.output.dense", "attention_output"),
+    ("intermediate.dense", "intermediate"),
+    ("output.dense", "output"),
+)
+_T5_SUBLAYERS = {"SelfAttention": "self_attn", "EncDecAttention": "cross_attn", "DenseReluDense": "ffn"}
+
+
+def stack_of(name: str) -> str:
+    """'decoder' for weights of an encoder-decoder's decoder, else 'encoder' (BERT's pooler counts as encoder)."""
+    return "decoder" if name.startswith("decoder.") or ".decoder." in name else "encoder"
+
+
+def layer_of(name: str) -> str:
+    """'encoder.3', 'decoder.0' or 'pooler': the transformer layer a weight belongs to."""
+    parts = name.split(".")
+    if "pooler" in parts:
+        return "pooler"
+    stack = stack_of(name)
+    start = parts.index(stack) + 1 if stack in parts else 0
+    for part in parts[start:]:
+        if part.isdigit():
+            return f"{stack}.{part}"
+    return stack
+
+
+def matrix_type(name: str) -> str:
+    """The role of a weight matrix: 'query', 'intermediate', 'pooler' (BERT) or 'encoder.self_attn.q' (T5)."""
+    if ".pooler." in f".{name}":
+        return "pooler"
+    t5 = re.search(r"\.(SelfAttention|EncDecAttention|DenseReluDense)\.(\w+)\.weight$", name)
+    if t5:
+        return f"{stack_of(name)}.{_T5_SUBLAYERS[t5.group(1)]}.{t5.group(2)}"
+    for suffix, kind in _BERT_MATRIX_TYPES:
+        if name.endswith(f"{suffix}.weight"):
+            return kind
+    return re.sub(r"^.*?\.\d+\.", "", name).removesuffix(".weight")
+
+
+def layer_sort_key(layer: str) -> tuple:
+    stack, _, index = layer.partition(".")
+    return ({"encoder": 0, "decoder": 1, "pooler": 2}.get(stack, 3), int(index) if index.isdigit() else -1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Mask type
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Mask:
+    """Parameter name -> bool tensor (True = kept). Always on CPU unless moved with `to()`."""
+
+    tensors: "OrderedDict[str, torch.Tensor]"
+    notes: list[str] = field(default_factory=list)  # what fitting the mask to a model changed, for the run log
+
+    def __post_init__(self) -> None:
+        self.tensors = OrderedDict(self.tensors)
+        for name, tensor in self.tensors.items():
+            if tensor.dtype != torch.bool:
+                raise TypeError(f"mask entry {name} must be a bool tensor, got {tensor.dtype}")
+
+    @classmethod
+    def ones_like(cls, weights: Mapping[str, torch.Tensor]) -> "Mask":
+        return cls(OrderedDict((n, torch.ones(w.shape, dtype=torch.bool)) for n, w in weights.items()))
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------------
+    @property
+    def num_weights(self) -> int:
+        return sum(t.numel() for t in self.tensors.values())
+
+    @property
+    def num_kept(self) -> int:
+        return sum(int(t.sum()) for t in self.tensors.values())
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of prunable weights removed."""
+        total = self.num_weights
+        return 1.0 - self.num_kept / total if total else 0.0
+
+    def per_matrix(self) -> dict[str, float]:
+        return {n: 1.0 - float(t.sum()) / t.numel() for n, t in self.tensors.items()}
+
+    def per_layer(self) -> dict[str, float]:
+        kept: dict[str, int] = {}
+        total: dict[str, int] = {}
+        for name, tensor in self.tensors.items():
+            layer = layer_of(name)
+            kept[layer] = kept.get(layer, 0) + int(tensor.sum())
+            total[layer] = total.get(layer, 0) + tensor.numel()
+        return {layer: 1.0 - kept[layer] / total[layer] for layer in sorted(total, key=layer_sort_key)}
+
+    def per_stack(self) -> dict[str, float]:
+        kept: dict[str, int] = {}
+        total: dict[str, int] = {}
+        for name, tensor in self.tensors.items():
+            stack = stack_of(name)
+            kept[stack] = kept.get(stack, 0) + int(tensor.sum())
+            total[stack] = total.get(stack, 0) + tensor.numel()
+        return {stack: 1.0 - kept[stack] / total[stack] for stack in total}
+
+    def checksum(self) -> str:
+        """A content hash, equal across processes and file formats, to prove ranks hold the same mask."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, tensor in self.tensors.items():
+            digest.update(name.encode())
+            digest.update(np.packbits(tensor.cpu().numpy().ravel()).tobytes())
+        return digest.hexdigest()
+
+    def is_subset_of(self, other: "Mask") -> bool:
+        """True when every weight kept here is also kept in `other` (IMP masks are nested)."""
+        return all(bool((t & ~other.tensors[n].to(t.device)).sum() == 0) for n, t in self.tensors.items())
+
+    def to(self, device: torch.device | str) -> "Mask":
+        return Mask(OrderedDict((n, t.to(device)) for n, t in self.tensors.items()), list(self.notes))
+
+    # -- fitting a mask to a model -------------------------------------------------------------------------------
+    def fit(self, weights: Mapping[str, torch.Tensor], source: str = "mask") -> "Mask":
+        """Check the mask against a model's prunable weights and return a mask over exactly those weights.
+
+        A pooler entry may be absent (an NER or MLM mask on an XNLI model keeps its pooler dense) or extra (an
+        XNLI mask on a model without a pooler: ignored); both are recorded in `notes`. Anything else that does not
+        match (names, shapes) is an error that names the first offending entries.
+        """
+        missing = [n for n in weights if n not in self.tensors]
+        extra = [n for n in self.tensors if n not in weights]
+        notes: list[str] = []
+        missing_pooler = [n for n in missing if matrix_type(n) == "pooler"]
+        extra_pooler = [n for n in extra if matrix_type(n) == "pooler"]
+        missing = [n for n in missing if n not in missing_pooler]
+        extra = [n for n in extra if n not in extra_pooler]
+        if missing or extra:
+            problems = []
+            if missing:
+                problems.append(f"{len(missing)} prunable weights of the model have no entry (e.g. {missing[0]})")
+            if extra:
+                problems.append(f"{len(extra)} entries match no prunable weight of the model (e.g. {extra[0]})")
+            raise UserError(f"{source} does not fit this model: " + "; ".join(problems))
+        for name, weight in weights.items():
+            if name in self.tensors and tuple(self.tensors[name].shape) != tuple(weight.shape):
+                raise UserError(
+                    f"{source} does not fit this model: {name} has shape {tuple(self.tensors[name].shape)} "
+                    f"in the mask but {tuple(weight.shape)} in the model"
+                )
+        if missing_pooler:
+            notes.append(f"{source} has no pooler entry: the model's pooler dense stays unpruned")
+        if extra_pooler:
+            notes.append(f"{source} has a pooler entry but this model has no pooler: the entry is ignored")
+        fitted = OrderedDict(
+            (n, self.tensors[n] if n in self.tensors else torch.ones(w.shape, dtype=torch.bool))
+            for n, w in weights.items()
+        )
+        return Mask(fitted, notes)
+
+    # -- applying a mask -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def apply_to_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
+        for name, tensor in self.tensors.items():
+            weights[name].mul_(tensor)
+
+    @torch.no_grad()
+    def apply_to_grads(self, weights: Mapping[str, torch.Tensor]) -> None:
+        for name, tensor in self.tensors.items():
+            grad = weights[name].grad
+            if grad is not None:
+                grad.mul_(tensor)
+
+    # -- files ---------------------------------------------------------------------------------------------------
+    def save(self, path: str | Path, metadata: dict | None = None, packed: bool = False) -> None:
+        """Write `path` (.pt) atomically, then `path` with .json: the metadata plus the file's sha256."""
+        path = Path(path)
+        if packed:
+            payload: dict = {
+                "format": PACKED_FORMAT,
+                "shapes": {n + MASK_SUFFIX: list(t.shape) for n, t in self.tensors.items()},
+                "bits": {
+                    n + MASK_SUFFIX: torch.from_numpy(np.packbits(t.cpu().numpy().ravel())) for n, t in self.tensors.items()
+                },
+            }
+        else:
+            payload = OrderedDict((n + MASK_SUFFIX, t.cpu().contiguous()) for n, t in self.tensors.items())
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        info = dict(metadata or {})
+        info.update(
+            sparsity=self.sparsity,
+            num_weights=self.num_weights,
+            num_kept=self.num_kept,
+            file_format=PACKED_FORMAT if packed else "bool",
+            sha256=sha256_file(path),
+        )
+        write_json(metadata_path(path), info)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Mask":
+        """Read a mask written by this project (bool or packed) or by the original code (float 0/1, `module.`)."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"mask file not found: {path}")
+        sidecar = metadata_path(path)
+        if sidecar.is_file():
+            expected = _read_metadata(sidecar).get("sha256")
+            if expected and expected != sha256_file(path):
+                raise UserError(f"{path} does not match the checksum in {sidecar.name}: the file is truncated or was changed")
+        payload = safe_torch_load(path)
+        if isinstance(payload, dict) and payload.get("format") == PACKED_FORMAT:
+            return cls(_unpack(payload, path))
+        return cls(_read_state_dict_mask(payload, path))
+
+
+def metadata_path(mask_path: str | Path) -> Path:
+    return Path(mask_path).with_suffix(".json")
+
+
+def read_mask_metadata(mask_path: str | Path) -> dict:
+    """The JSON sidecar of a mask, or {} for masks that have none (e.g. the original code's)."""
+    sidecar = metadata_path(mask_path)
+    return _read_metadata(sidecar) if sidecar.is_file() else {}
+
+
+def _read_metadata(sidecar: Path) -> dict:
+    try:
+        data = read_json(sidecar)
+    except (ValueError, OSError) as error:
+        raise UserError(f"cannot read mask metadata {sidecar}: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"mask metadata {sidecar} is not a JSON object")
+    return data
+
+
+def safe_torch_load(path: str | Path):
+    """torch.load that never runs code from the file and turns every failure into one clear line."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights only" in str(error).lower() or "weights_only" in str(error):
+            raise UserError(
+                f"refusing to load {path}: it holds Python objects that could run code when unpickled"
+            ) from None
+        raise UserError(f"cannot read {path}: the file is corrupt ({error})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise UserError(f"cannot read {path}: the file is truncated or corrupt ({first_line(error)})") from None
+
+
+
+def _strip_prefix(name: str) -> str:
+    return name[len("module."):] if name.startswith("module.") else name
+
+
+def _read_state_dict_mask(payload, path: Path) -> "OrderedDict[str, torch.Tensor]":
+    if not isinstance(payload, Mapping) or not payload:
+        raise UserError(f"{path} is not a mask file: expected a dict of '<parameter>{MASK_SUFFIX}' tensors")
+    tensors: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    for key, value in payload.items():
+        if not isinstance(key, str) or not key.endswith(MASK_SUFFIX) or not isinstance(value, torch.Tensor):
+            hint = " (it looks like a model's weights)" if isinstance(key, str) and key.endswith(".weight") else ""
+            raise UserError(f"{path} is not a mask file: entry {key!r} is not a '<parameter>{MASK_SUFFIX}' tensor{hint}")
+        if value.dtype == torch.bool:
+            tensor = value
+        else:
+            tensor = value != 0
+            if not bool(((value == 0) | (value == 1)).all()):
+                raise UserError(f"{path} is not a mask file: entry {key} holds values other than 0 and 1")
+        tensors[_strip_prefix(key[: -len(MASK_SUFFIX)])] = tensor.cpu()
+    return tensors
+
+
+def _unpack(payload: dict, path: Path) -> "OrderedDict[str, torch.Tensor]":
+    try:
+        tensors: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        for key, shape in payload["shapes"].items():
+            count = int(np.prod(shape))
+            bits = np.unpackbits(payload["bits"][key].numpy(), count=count).astype(bool)
+            tensors[_strip_prefix(key[: -len(MASK_SUFFIX)])] = torch.from_numpy(bits).reshape(shape)
+        return tensors
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{path} is a damaged packed mask ({first_line(error)})") from None
+
+
+def load_masks(paths: Iterable[str | Path]) -> list[Mask]:
+    return [Mask.load(p) for p in paths]

@@ -1,0 +1,61 @@
+"""Loading tokenizers and models, pre-trained or randomly initialised, with errors a user can act on."""
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, AutoTokenizer, set_seed
+from transformers.utils import logging as hf_logging
+
+from .args import ModelArguments
+from .errors import UserError, first_line
+
+
+def load_tokenizer(model_args: ModelArguments, **kwargs: Any):
+    name = model_args.tokenizer_name or model_args.model_name_or_path
+    try:
+        return AutoTokenizer.from_pretrained(
+            name, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **kwargs
+        )
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load tokenizer '{name}': {first_line(error)}") from None
+
+
+def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre", seed: int = 42, **config_kwargs: Any):
+    """`weight_init='pre'`: the checkpoint's weights; 'rand': the same architecture with seeded random weights.
+
+    The seed is set first, so newly created heads (and random bodies) are reproducible.
+    """
+    name = model_args.config_name or model_args.model_name_or_path
+    try:
+        config = AutoConfig.from_pretrained(
+            name, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **config_kwargs
+        )
+        set_seed(seed)
+        if weight_init == "rand":
+            return auto_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
+        if weight_init != "pre":
+            raise UserError(f"--weight_init must be 'pre' or 'rand', got {weight_init!r}")
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # replace v5's per-key load table by one line below
+        hf_logging.disable_progress_bar()
+        try:
+            model, info = auto_class.from_pretrained(
+                model_args.model_name_or_path,
+                config=config,
+                cache_dir=model_args.cache_dir,
+                trust_remote_code=model_args.trust_remote_code,
+                output_loading_info=True,
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            hf_logging.enable_progress_bar()
+        if info.get("missing_keys"):
+            print(f"newly initialised (not in the checkpoint): {', '.join(sorted(info['missing_keys']))}")
+        return model
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None
+
+
+def max_positions(model) -> int | None:
+    """The longest input the model's position embeddings allow (None: relative positions, no hard limit)."""
+    return getattr(model.config, "max_position_embeddings", None)

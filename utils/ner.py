@@ -1,0 +1,139 @@
+"""WikiANN named-entity recognition: data, model and seqeval metrics."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
+
+from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
+from .data import equal_share_mixture, load_split
+from .errors import UserError
+from .models import load_model, load_tokenizer, max_positions
+from .training import TaskSetup
+
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]  # WikiANN's tag ids
+
+
+@dataclass
+class NerDataArguments(DataArguments):
+    label_all_tokens: bool = field(
+        default=False, metadata={"help": "Label every sub-token of a word (default: only the first, -100 elsewhere)."}
+    )
+
+
+def build_ner(
+    model_args: ModelArguments,
+    data_args: NerDataArguments,
+    training_args: ExperimentTrainingArguments,
+    weight_init: str = "pre",
+) -> TaskSetup:
+    tokenizer = load_tokenizer(model_args)
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError("NER needs a fast tokenizer (word_ids); this checkpoint has none")
+    model = load_model(
+        AutoModelForTokenClassification,
+        model_args,
+        weight_init,
+        seed=training_args.seed,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    limit = max_positions(model)
+    if limit is not None and data_args.max_seq_length > limit:
+        raise UserError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {limit} positions")
+
+    def encode(split: str, lang: str):
+        raw = load_split(data_args, lang, split, ("tokens", "ner_tags"), default_hub="unimelb-nlp/wikiann")
+        _check_tags(raw, lang, split)
+        return raw.map(
+            lambda batch: _tokenize_and_align(batch, tokenizer, data_args),
+            batched=True,
+            remove_columns=raw.column_names,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=not data_args.overwrite_cache,
+            desc=f"tokenising {lang} {split}",
+        )
+
+    train = None
+    if training_args.do_train:
+        per_language = {lang: encode("train", lang) for lang in data_args.languages}
+        train = equal_share_mixture(per_language, data_args.max_train_samples, training_args.seed)
+    eval_sets = {}
+    if training_args.do_eval:
+        for lang in data_args.languages + data_args.extra_eval_languages:
+            dataset = encode("validation", lang)
+            if data_args.max_eval_samples:
+                dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
+            eval_sets[lang] = dataset
+    collator = DataCollatorForTokenClassification(
+        tokenizer, pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) else None
+    )
+    return TaskSetup(
+        task="ner",
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=train,
+        eval_datasets=eval_sets,
+        collate_fn=collator,
+        evaluate=evaluate_ner,
+        metric="f1",
+        greater_is_better=True,
+        train_languages=data_args.languages,
+    )
+
+
+def _check_tags(raw, lang: str, split: str) -> None:
+    for row, tags in enumerate(raw["ner_tags"]):
+        bad = [t for t in tags if not 0 <= int(t) < len(LABELS)]
+        if bad:
+            raise UserError(f"NER {lang} {split} example {row}: tag {bad[0]} is out of range 0..{len(LABELS) - 1}")
+
+
+def _tokenize_and_align(batch, tokenizer, data_args: NerDataArguments) -> dict:
+    """Tokenise pre-split words; the label goes on each word's first sub-token, -100 elsewhere."""
+    encoded = tokenizer(
+        batch["tokens"],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=data_args.max_seq_length,
+        padding="max_length" if data_args.pad_to_max_length else False,
+    )
+    all_labels = []
+    for i, tags in enumerate(batch["ner_tags"]):
+        previous, labels = None, []
+        for word in encoded.word_ids(batch_index=i):
+            if word is None:
+                labels.append(-100)
+            elif word != previous:
+                labels.append(int(tags[word]))
+            else:
+                labels.append(int(tags[word]) if data_args.label_all_tokens else -100)
+            previous = word
+        all_labels.append(labels)
+    encoded["labels"] = all_labels
+    return encoded
+
+
+def evaluate_ner(model, loader, accelerator) -> dict[str, float]:
+    """seqeval entity-level precision / recall / F1 and token accuracy over real (first-sub-token) positions."""
+    true_tags, pred_tags, losses = [], [], []
+    for batch in loader:
+        output = model(**batch)
+        losses.append(accelerator.gather_for_metrics(output.loss.detach().reshape(1)).mean().item())
+        predictions = accelerator.pad_across_processes(output.logits.argmax(-1), dim=1, pad_index=-100)
+        labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
+        predictions, labels = accelerator.gather_for_metrics((predictions, labels))
+        for pred_row, label_row in zip(predictions.cpu().numpy(), labels.cpu().numpy()):
+            keep = label_row != -100
+            true_tags.append([LABELS[t] for t in label_row[keep]])
+            pred_tags.append([LABELS[p] for p in pred_row[keep]])
+    return {
+        "precision": float(precision_score(true_tags, pred_tags, zero_division=0)),
+        "recall": float(recall_score(true_tags, pred_tags, zero_division=0)),
+        "f1": float(f1_score(true_tags, pred_tags, zero_division=0)),
+        "accuracy": float(accuracy_score(true_tags, pred_tags)),
+        "loss": float(np.mean(losses)) if losses else float("nan"),
+    }

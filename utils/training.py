@@ -1,0 +1,257 @@
+"""Training under a fixed mask, shared by the IMP driver and the fine-tuning scripts.
+
+One `MaskedTrainer` per run owns the Accelerator (devices, mixed precision, DDP under torchrun / accelerate launch),
+the prepared model, optimizer and dataloaders. Pruned weights stay exactly zero: their gradients are zeroed before
+clipping, and the weights are multiplied by the mask after every optimizer step (no torch.nn.utils.prune hooks).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from transformers import Trainer, get_scheduler
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from .args import ExperimentTrainingArguments
+from .errors import UserError
+from .masks import Mask
+from .pruning import prunable_weights
+
+EvaluateFn = Callable[[nn.Module, DataLoader, Accelerator], dict[str, float]]
+
+
+@dataclass
+class TaskSetup:
+    """Everything task-specific that the generic drivers need: model, data, collator and metric."""
+
+    task: str  # "ner", "xnli", "mlm", "mt5_xnli"
+    model: nn.Module
+    tokenizer: Any
+    train_dataset: Any  # a datasets.Dataset (None when not training)
+    eval_datasets: dict[str, Any]  # language -> dataset
+    collate_fn: Callable
+    evaluate: EvaluateFn
+    metric: str  # the headline metric key returned by `evaluate`
+    greater_is_better: bool
+    train_languages: list[str]
+    eval_collate_fn: Optional[Callable] = None
+    train_lengths: Optional[list[int]] = None  # for --group_by_length
+    notes: list[str] = field(default_factory=list)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+class MaskedTrainer:
+    def __init__(self, setup: TaskSetup, args: ExperimentTrainingArguments) -> None:
+        self.setup = setup
+        self.args = args
+        mixed = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
+        self.accelerator = Accelerator(
+            mixed_precision=mixed, gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=args.use_cpu
+        )
+        self.generator = torch.Generator()
+        model = setup.model
+        optimizer = build_optimizer(model, args)
+        train_loader = self._train_loader() if setup.train_dataset is not None else None
+        if train_loader is not None:
+            self.model, self.optimizer, self.train_loader = self.accelerator.prepare(model, optimizer, train_loader)
+        else:
+            self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+            self.train_loader = None
+        self.eval_loaders = {
+            lang: self.accelerator.prepare(self._eval_loader(dataset)) for lang, dataset in setup.eval_datasets.items()
+        }
+        self.unwrapped = self.accelerator.unwrap_model(self.model)
+        self.weights = prunable_weights(self.unwrapped)
+        self.mask: Optional[Mask] = None
+        self.scheduler = None
+
+    # -- properties --------------------------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def print(self, *values: Any) -> None:
+        self.accelerator.print(*values, flush=True)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.train_loader) // self.args.gradient_accumulation_steps)
+
+    # -- data ----------------------------------------------------------------------------------------------------
+    def _train_loader(self) -> DataLoader:
+        args, dataset = self.args, self.setup.train_dataset
+        if args.group_by_length:
+            lengths = self.setup.train_lengths or [len(ids) for ids in dataset["input_ids"]]
+            sampler = LengthGroupedSampler(
+                args.per_device_train_batch_size * self.accelerator.num_processes, lengths=lengths, generator=self.generator
+            )
+        else:
+            sampler = RandomSampler(dataset, generator=self.generator)
+        return DataLoader(
+            dataset,
+            batch_size=args.per_device_train_batch_size,
+            sampler=sampler,
+            collate_fn=self.setup.collate_fn,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
+            persistent_workers=args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
+        )
+
+    def _eval_loader(self, dataset) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.args.per_device_eval_batch_size,
+            sampler=SequentialSampler(dataset),
+            collate_fn=self.setup.eval_collate_fn or self.setup.collate_fn,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
+        )
+
+    def _batches(self, seed: int) -> Iterator[dict]:
+        """Endless training batches; epoch e of a run seeded `seed` always sees the same order (resumable)."""
+        epoch = 0
+        while True:
+            self.generator.manual_seed(seed * 1_000_003 + epoch)
+            if hasattr(self.train_loader, "set_epoch"):
+                self.train_loader.set_epoch(epoch)
+            yield from self.train_loader
+            epoch += 1
+
+    # -- weights, masks, rewinding -------------------------------------------------------------------------------
+    def set_mask(self, mask: Optional[Mask]) -> None:
+        """Train under `mask` from now on (None: dense) and zero the pruned weights at once."""
+        self.mask = mask.to(self.accelerator.device) if mask is not None else None
+        if self.mask is not None:
+            self.mask.apply_to_weights(self.weights)
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A real CPU copy of every parameter and buffer (never a view that training would change)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.unwrapped.state_dict().items()}
+
+    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+        self.unwrapped.load_state_dict(snapshot, strict=True)
+        if self.mask is not None:
+            self.mask.apply_to_weights(self.weights)
+
+    def mask_checksums_agree(self) -> str:
+        """Prove every rank holds the same mask (a no-op check with one process)."""
+        checksum = self.mask.checksum() if self.mask is not None else "dense"
+        sums = gather_object([checksum]) if self.accelerator.num_processes > 1 else [checksum]
+        if len(set(sums)) != 1:
+            raise RuntimeError(f"ranks hold different masks: {sums}")
+        return checksum
+
+    # -- training ------------------------------------------------------------------------------------------------
+    def reset_optimizer(self, num_steps: int) -> None:
+        """A fresh optimizer state and LR schedule over `num_steps` (each IMP round starts from scratch)."""
+        inner = getattr(self.optimizer, "optimizer", self.optimizer)
+        inner.state.clear()
+        for group in inner.param_groups:
+            group["lr"] = group.get("initial_lr", group["lr"])
+        self.scheduler = get_scheduler(
+            self.args.lr_scheduler_type,
+            inner,
+            num_warmup_steps=self.args.get_warmup_steps(num_steps),
+            num_training_steps=num_steps,
+            scheduler_specific_kwargs=self.args.lr_scheduler_kwargs or {},
+        )
+
+    def train(
+        self,
+        num_steps: int,
+        seed: int,
+        on_step: Optional[Callable[[int], None]] = None,
+        log_prefix: str = "",
+    ) -> dict[str, Any]:
+        """Run `num_steps` optimizer steps under the current mask; returns loss, steps, seconds, eval history."""
+        args, accelerator, model = self.args, self.accelerator, self.model
+        self.reset_optimizer(num_steps)
+        model.train()
+        batches = self._batches(seed)
+        step, window_loss, window_batches, total_loss, total_batches = 0, None, 0, 0.0, 0
+        history: list[dict[str, Any]] = []
+        started = time.time()
+        while step < num_steps:
+            batch = next(batches)
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                window_loss = loss.detach() if window_loss is None else window_loss + loss.detach()
+                window_batches += 1
+                if not accelerator.sync_gradients:
+                    continue
+                if self.mask is not None:
+                    self.mask.apply_to_grads(self.weights)  # before clipping: pruned weights add nothing to the norm
+                if args.max_grad_norm and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            if self.mask is not None:
+                self.mask.apply_to_weights(self.weights)
+            step += 1
+            if step % max(1, args.logging_steps) == 0 or step == num_steps:
+                mean_loss = float(accelerator.reduce(window_loss, reduction="mean")) / window_batches
+                if not math.isfinite(mean_loss):
+                    raise TrainingDiverged(
+                        f"{log_prefix}loss became {mean_loss} at step {step}: lower --learning_rate or drop --fp16"
+                    )
+                total_loss, total_batches = total_loss + mean_loss * window_batches, total_batches + window_batches
+                window_loss, window_batches = None, 0
+                lr = self.scheduler.get_last_lr()[0]
+                self.print(f"{log_prefix}step {step}/{num_steps} loss {mean_loss:.4f} lr {lr:.3g}")
+                if args.evaluate_during_training and args.do_eval and step < num_steps and self.eval_loaders:
+                    history.append({"step": step, "eval": self.evaluate()})
+                    self.print(f"{log_prefix}step {step} eval {format_metrics(history[-1]['eval'], self.setup.metric)}")
+                    model.train()
+            if on_step is not None:
+                on_step(step)
+        return {
+            "steps": step,
+            "train_loss": total_loss / max(1, total_batches),
+            "seconds": round(time.time() - started, 2),
+            "history": history,
+        }
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        """Metrics per evaluation language, plus their mean under 'average' when there are several."""
+        self.model.eval()
+        results = {}
+        for lang, loader in self.eval_loaders.items():
+            with self.accelerator.autocast():
+                results[lang] = self.setup.evaluate(self.model, loader, self.accelerator)
+        if len(results) > 1:
+            keys = set.intersection(*(set(r) for r in results.values()))
+            results["average"] = {k: sum(r[k] for r in results.values()) / len(results) for k in sorted(keys)}
+        return results
+
+    def headline(self, results: dict[str, dict[str, float]]) -> Optional[float]:
+        """The single number a round is judged by: the metric on the training language(s)."""
+        langs = [lang for lang in self.setup.train_languages if lang in results]
+        if not langs:
+            return None
+        return sum(results[lang][self.setup.metric] for lang in langs) / len(langs)
+
+
+def build_optimizer(model: nn.Module, args: ExperimentTrainingArguments) -> torch.optim.Optimizer:
+    """The optimizer `--optim` names (AdamW, Adafactor, ...); no weight decay on biases and LayerNorm weights."""
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return optimizer_cls(groups, **optimizer_kwargs)
+
+
+def format_metrics(results: dict[str, dict[str, float]], metric: str) -> str:
+    return ", ".join(f"{lang} {metric} {values[metric]:.4f}" for lang, values in results.items() if metric in values)
