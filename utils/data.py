@@ -88,3 +88,12 @@ def equal_share_mixture(per_language: dict[str, Dataset], total: Optional[int], 
             raise UserError(f"language '{lang}' has {len(dataset)} training examples, fewer than its share {share}")
         parts.append(dataset.shuffle(seed=seed).select(range(share)))
     return concatenate_datasets(parts).shuffle(seed=seed)
+
+
+def check_labels(dataset: Dataset, column: str, num_labels: int, source: str) -> None:
+    """Stop on a label outside 0..num_labels-1 (e.g. XNLI's -1 for unlabelled pairs) before any training."""
+    for row, value in enumerate(dataset[column]):
+        values = value if isinstance(value, list) else [value]
+        for label in values:
+            if not isinstance(label, int) or not 0 <= label < num_labels:
+                raise UserError(f"{source} example {row}: {column} {label!r} is out of range 0..{num_labels - 1}")

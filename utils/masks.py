@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,7 +271,9 @@ def safe_torch_load(path: str | Path):
                 f"refusing to load {path}: it holds Python objects that could run code when unpickled"
             ) from None
         raise UserError(f"cannot read {path}: the file is corrupt ({error})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except Exception as error:  # torch raises RuntimeError, EOFError, KeyError, zip errors... for damaged files
         raise UserError(f"cannot read {path}: the file is truncated or corrupt ({first_line(error)})") from None
 
 

@@ -8,7 +8,7 @@ from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import equal_share_mixture, load_split
+from .data import check_labels, equal_share_mixture, load_split
 from .errors import UserError
 from .models import load_model, load_tokenizer, max_positions
 from .training import TaskSetup
@@ -47,7 +47,7 @@ def build_ner(
 
     def encode(split: str, lang: str):
         raw = load_split(data_args, lang, split, ("tokens", "ner_tags"), default_hub="unimelb-nlp/wikiann")
-        _check_tags(raw, lang, split)
+        check_labels(raw, "ner_tags", len(LABELS), f"NER {lang} {split}")
         return raw.map(
             lambda batch: _tokenize_and_align(batch, tokenizer, data_args),
             batched=True,
@@ -83,13 +83,6 @@ def build_ner(
         greater_is_better=True,
         train_languages=data_args.languages,
     )
-
-
-def _check_tags(raw, lang: str, split: str) -> None:
-    for row, tags in enumerate(raw["ner_tags"]):
-        bad = [t for t in tags if not 0 <= int(t) < len(LABELS)]
-        if bad:
-            raise UserError(f"NER {lang} {split} example {row}: tag {bad[0]} is out of range 0..{len(LABELS) - 1}")
 
 
 def _tokenize_and_align(batch, tokenizer, data_args: NerDataArguments) -> dict:

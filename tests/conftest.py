@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny randomly initialised models built in-process (no files, no network)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_bert_config(**overrides):
+    from transformers import BertConfig
+
+    values = dict(vocab_size=120, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32,
+                  max_position_embeddings=64)
+    values.update(overrides)
+    return BertConfig(**values)
+
+
+@pytest.fixture
+def bert_classifier():
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    return BertForSequenceClassification(tiny_bert_config(num_labels=3))
+
+
+@pytest.fixture
+def bert_tagger():
+    from transformers import BertForTokenClassification
+
+    torch.manual_seed(0)
+    return BertForTokenClassification(tiny_bert_config(num_labels=7))
+
+
+@pytest.fixture
+def tiny_t5():
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = MT5Config(vocab_size=100, d_model=16, d_kv=8, num_heads=2, d_ff=32, num_layers=2, num_decoder_layers=3,
+                       decoder_start_token_id=0, tie_word_embeddings=False)
+    return MT5ForConditionalGeneration(config)
