@@ -49,3 +49,27 @@ def tiny_t5():
     config = MT5Config(vocab_size=100, d_model=16, d_kv=8, num_heads=2, d_ff=32, num_layers=2, num_decoder_layers=3,
                        decoder_start_token_id=0, tie_word_embeddings=False)
     return MT5ForConditionalGeneration(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """tiny_models/{mbert-tiny,mt5-tiny} built once per test session from the bundled data."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from build_tiny_models import build_all
+
+    out = tmp_path_factory.mktemp("tiny_models")
+    build_all(out, seed=0, force=True, data_dir=REPO / "data")
+    return out
+
+
+@pytest.fixture
+def run_script(monkeypatch):
+    """Run a top-level script's main(argv) in-process from the repo root; returns what main returns."""
+    import importlib
+
+    def run(script: str, *argv: str):
+        monkeypatch.chdir(REPO)
+        module = importlib.import_module(script.removesuffix(".py"))
+        return module.main(list(argv))
+
+    return run
