@@ -156,7 +156,7 @@ class _Parser(HfArgumentParser):
 def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = None) -> tuple:
     """Parse `[config.json] [--flag value ...]` into instances of `dataclass_types` (flags override the JSON)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _Parser(list(dataclass_types))
+    parser = _Parser(list(dataclass_types), allow_abbrev=False)  # a typo must not match a longer flag
     if argv and argv[0].endswith(".json"):
         argv = json_to_argv(parser, argv[0]) + argv[1:]
     try:

@@ -1,6 +1,7 @@
 """Loading tokenizers and models, pre-trained or randomly initialised, with errors a user can act on."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from transformers import AutoConfig, AutoTokenizer, set_seed
@@ -49,7 +50,7 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
         finally:
             hf_logging.set_verbosity(verbosity)
             hf_logging.enable_progress_bar()
-        if info.get("missing_keys"):
+        if info.get("missing_keys") and os.environ.get("RANK", "0") == "0":  # once, not once per DDP rank
             print(f"newly initialised (not in the checkpoint): {', '.join(sorted(info['missing_keys']))}")
         return model
     except (OSError, ValueError) as error:
