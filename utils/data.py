@@ -1,6 +1,7 @@
 """Reading a task's examples per language, from local JSON-lines files or the Hugging Face hub."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -10,6 +11,16 @@ from .args import DataArguments
 from .errors import UserError, first_line
 
 HUB_ALIASES = {"wikiann": "unimelb-nlp/wikiann", "xnli": "facebook/xnli"}
+# Configs of the hub datasets the paper uses, so a typo in a language stops at once, even offline.
+HUB_LANGUAGES = {
+    "facebook/xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh all_languages".split(),
+    "unimelb-nlp/wikiann": """ace af als am an ang ar arc arz as ast ay az ba bar bat-smg be be-x-old bg bh bn bo br bs
+        ca cbk-zam cdo ce ceb ckb co crh cs csb cv cy da de diq dv el eml en eo es et eu ext fa fi fiu-vro fo fr frr
+        fur fy ga gan gd gl gn gu hak he hi hr hsb hu hy ia id ig ilo io is it ja jbo jv ka kk km kn ko ksh ku ky la
+        lb li lij lmo ln lt lv map-bms mg mhr mi min mk ml mn mr ms mt mwl my mzn nap nds ne nl nn no nov oc or os pa
+        pdc pl pms pnb ps pt qu rm ro ru rw sa sah scn sco sd sh si simple sk sl so sq sr su sv sw szl ta te tg th tk
+        tl tr tt ug uk ur uz vec vep vi vls vo wa war wuu xmf yi yo zea zh zh-classical zh-min-nan zh-yue""".split(),
+}
 
 
 def data_file(template: Optional[str], lang: str) -> Optional[str]:
@@ -61,6 +72,11 @@ def _load_json_lines(path: str, lang: str) -> Dataset:
 
 
 def _load_hub(hub_id: str, lang: str, split: str) -> Dataset:
+    known = HUB_LANGUAGES.get(hub_id)
+    if known is not None and lang not in known:
+        close = difflib.get_close_matches(lang, known, n=3)
+        hint = f" (close: {', '.join(close)})" if close else ""
+        raise UserError(f"unknown language '{lang}' for {hub_id}{hint}")
     try:
         return load_dataset(hub_id, lang, split=split)
     except ValueError as error:

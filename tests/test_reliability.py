@@ -1,0 +1,153 @@
+"""Nothing computed is lost: resuming a killed IMP run, no clobbering, and one-line errors for bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from utils.masks import Mask
+
+NER_DATA = ["--train_file", "data/ner/{lang}/train.jsonl", "--validation_file", "data/ner/{lang}/validation.jsonl"]
+
+
+def imp_argv(models, out, *extra):
+    return ["--model_name_or_path", str(models / "mbert-tiny"), "--output_dir", str(out), "--data_language", "en",
+            *NER_DATA, "--do_train", "--do_eval", "--max_train_samples", "48", "--max_eval_samples", "16",
+            "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--save_steps", "12",
+            "--logging_steps", "1", "--prune_rate", "0.25", "--target_sparsity", "0.75", "--seed", "3",
+            "--use_cpu", "--dataloader_num_workers", "0", *extra]
+
+
+def masks_of(out):
+    return {p.name: Mask.load(p) for p in sorted((out / "masks").glob("*.pt"))}
+
+
+def test_killed_run_resumes_to_the_same_masks(tiny_models, tmp_path):
+    reference = tmp_path / "reference"
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "LT_ner.py", *imp_argv(tiny_models, reference)], cwd=REPO, env=env, check=True,
+                   capture_output=True)
+    process = subprocess.Popen([sys.executable, "LT_ner.py", *imp_argv(tiny_models, killed)], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:  # SIGKILL in the middle of the second round
+        if line.startswith("[round 1") and "step 5/" in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    state = json.loads((killed / "imp_results.json").read_text())
+    assert len(state["rounds"]) == 1 and not state["complete"]
+
+    resumed = subprocess.run([sys.executable, "LT_ner.py", *imp_argv(tiny_models, killed, "--resume")], cwd=REPO,
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "1 completed round(s) kept" in resumed.stdout
+    final = json.loads((killed / "imp_results.json").read_text())
+    assert final["complete"] and [r["round"] for r in final["rounds"]] == [0, 1, 2, 3]
+    assert final["rounds"][0] == state["rounds"][0]  # the completed round was not recomputed
+    ours, theirs = masks_of(killed), masks_of(reference)
+    assert list(ours) == ["sparsity_25.pt", "sparsity_50.pt", "sparsity_75.pt"] == list(theirs)
+    for name in ours:
+        assert ours[name].checksum() == theirs[name].checksum(), name
+    assert not (killed / "rewind_weights.pt").exists()
+
+
+def test_resume_with_other_settings_is_refused(tiny_models, tmp_path, run_script, capsys):
+    out = tmp_path / "run"
+    run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25"))
+    results = json.loads((out / "imp_results.json").read_text())
+    results["complete"] = False
+    (out / "imp_results.json").write_text(json.dumps(results))
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25", "--seed", "4", "--resume"))
+    assert exit_info.value.code == 2
+    assert "other settings" in capsys.readouterr().err and "seed: 3 -> 4"
+
+
+def test_results_are_not_clobbered(tiny_models, tmp_path, run_script, capsys):
+    out = tmp_path / "run"
+    run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25"))
+    before = (out / "masks" / "sparsity_25.pt").read_bytes()
+    with pytest.raises(SystemExit):
+        run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25", "--seed", "9"))
+    assert "--overwrite_output_dir" in capsys.readouterr().err
+    # with --overwrite_output_dir, a run that fails to start (missing data) leaves the old results in place
+    with pytest.raises(SystemExit):
+        run_script("LT_ner.py", *imp_argv(tiny_models, out, "--overwrite_output_dir", "--data_language", "xx"))
+    assert (out / "masks" / "sparsity_25.pt").read_bytes() == before
+    assert (out / "imp_results.json").exists()
+
+
+def test_diverging_loss_stops_and_keeps_completed_rounds(tiny_models, tmp_path, run_script, capsys, monkeypatch):
+    from utils import training
+
+    original = training.MaskedTrainer.train
+    calls = []
+
+    def poisoned(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            with torch.no_grad():
+                next(iter(self.weights.values())).fill_(float("inf"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.MaskedTrainer, "train", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("LT_ner.py", *imp_argv(tiny_models, out))
+    assert exit_info.value.code == 2
+    assert "loss became nan" in capsys.readouterr().err
+    state = json.loads((out / "imp_results.json").read_text())
+    assert len(state["rounds"]) == 1 and (out / "masks" / "sparsity_25.pt").exists()
+
+
+def _error_of(run_script, capsys, *argv) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(*argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_bad_input_gives_one_line_errors(tiny_models, tmp_path, run_script, capsys):
+    model = str(tiny_models / "mbert-tiny")
+    base = ["--model_name_or_path", model, "--do_train", "--do_eval", *NER_DATA, "--max_train_samples", "16"]
+    out = lambda name: ["--output_dir", str(tmp_path / name)]  # noqa: E731
+
+    assert "data file not found" in _error_of(run_script, capsys, "LT_ner.py", *base, *out("a"), "--data_language", "xx")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert "empty" in _error_of(run_script, capsys, "LT_ner.py", *base, *out("b"), "--train_file", str(empty))
+    no_tags = tmp_path / "no_tags.jsonl"
+    no_tags.write_text(json.dumps({"tokens": ["a", "b"]}) + "\n")
+    assert "lacks field" in _error_of(run_script, capsys, "LT_ner.py", *base, *out("c"), "--train_file", str(no_tags))
+    bad_tags = tmp_path / "bad_tags.jsonl"
+    bad_tags.write_text(json.dumps({"tokens": ["a", "b"], "ner_tags": [0, 9]}) + "\n")
+    assert "out of range" in _error_of(run_script, capsys, "LT_ner.py", *base, *out("d"), "--train_file", str(bad_tags))
+    assert "prune_rate" in _error_of(run_script, capsys, "LT_ner.py", *base, *out("e"), "--prune_rate", "1.5")
+    assert "target_sparsity" in _error_of(run_script, capsys, "LT_ner.py", *base, *out("f"), "--target_sparsity", "1")
+    assert "max_seq_length" in _error_of(run_script, capsys, "LT_ner.py", *base, *out("g"), "--max_seq_length", "4096")
+    assert "cannot load model" in _error_of(run_script, capsys, "LT_ner.py", *base[2:], *out("h"),
+                                            "--model_name_or_path", str(tmp_path / "nope"))
+
+    # fine-tuning: masks that do not fit, corrupt files, files that are not masks
+    ft = ["--model_name_or_path", model, "--do_train", "--do_eval", *NER_DATA, "--max_steps", "1"]
+    torch.save({"encoder.block.0.layer.0.SelfAttention.q.weight_mask": torch.ones(4, 4)}, tmp_path / "t5.pt")
+    assert "does not fit" in _error_of(run_script, capsys, "ner_fine_tune.py", *ft, *out("i"),
+                                       "--mask_dir", str(tmp_path / "t5.pt"))
+    (tmp_path / "corrupt.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    assert "corrupt" in _error_of(run_script, capsys, "ner_fine_tune.py", *ft, *out("j"),
+                                  "--mask_dir", str(tmp_path / "corrupt.pt"))
+    assert "needs --sparsity" in _error_of(run_script, capsys, "ner_fine_tune.py", *ft, *out("k"),
+                                           "--pruning_type", "random")
+    assert "unknown language" in _error_of(run_script, capsys, "ner_fine_tune.py", *ft[:2], *out("l"), "--do_train",
+                                           "--dataset_name", "wikiann", "--data_language", "xx-not-a-language")
