@@ -266,11 +266,11 @@ def safe_torch_load(path: str | Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error):
+        if "GLOBAL" in str(error):  # a pickled object (class or function) that unpickling would call
             raise UserError(
                 f"refusing to load {path}: it holds Python objects that could run code when unpickled"
             ) from None
-        raise UserError(f"cannot read {path}: the file is corrupt ({error})") from None
+        raise UserError(f"cannot read {path}: not a file of tensors written by torch.save, or corrupt") from None
     except FileNotFoundError:
         raise UserError(f"file not found: {path}") from None
     except Exception as error:  # torch raises RuntimeError, EOFError, KeyError, zip errors... for damaged files

@@ -1,0 +1,22 @@
+"""How much do sub-networks overlap? Jaccard similarity of the weights kept by two or more masks.
+
+    python mask_similarity.py --masks runs/ner_en/masks/sparsity_50.pt runs/ner_fr/masks/sparsity_50.pt \
+        [--labels en fr] --output_dir analysis/similarity [--no_plots]
+
+Prints one row per pair (overall Jaccard, the expected Jaccard of random masks at the same densities, their ratio)
+and the N-way overlap per layer; writes mask_similarity.json, mask_similarity_pairs.csv, mask_overlap.csv,
+jaccard_matrix.csv, jaccard_heatmap.png and jaccard_per_layer.png into --output_dir.
+"""
+from utils.args import parse_args
+from utils.errors import exit_on_user_error
+from utils.similarity import SimilarityArguments, print_similarity_summary
+
+
+@exit_on_user_error
+def main(argv=None) -> dict:
+    (args,) = parse_args((SimilarityArguments,), argv)
+    return print_similarity_summary(args.masks, args.labels, args.output_dir, plots=not args.no_plots)
+
+
+if __name__ == "__main__":
+    main()

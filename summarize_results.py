@@ -1,0 +1,23 @@
+"""Summarise IMP and fine-tuning runs: winning tickets, IMP curves, the transfer matrix, zero-shot evaluation.
+
+    python summarize_results.py --runs runs/ [more/ ...] --output_dir analysis/summary [--epsilon 0.005] [--no_plots]
+
+Searches the folders recursively for imp_results.json and finetune_results.json, prints compact tables and writes
+results_summary.json, imp_curves.csv, imp_tickets.csv, transfer.csv, transfer_mean_relative_drop.csv,
+zero_shot.csv and PNG figures (imp_curves_<task>.png, transfer_<task>_<sparsity>.png, zero_shot_<task>.png).
+"""
+from utils.args import parse_args
+from utils.errors import UserError, exit_on_user_error
+from utils.results import SummaryArguments, run_summary
+
+
+@exit_on_user_error
+def main(argv=None) -> dict:
+    (args,) = parse_args((SummaryArguments,), argv)
+    if args.epsilon is not None and args.epsilon < 0:
+        raise UserError(f"--epsilon must be >= 0, got {args.epsilon}")
+    return run_summary(args.runs, args.output_dir, args.epsilon, plots=not args.no_plots)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""sentence_retrieval: margin kNN, the task-model -> base-model mask mapping, TSV input, and the command."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from utils.errors import UserError
+from utils.masks import Mask
+from utils.pruning import prunable_weights, random_prune
+from utils.retrieval import align_mask, margin_retrieval, read_tsv
+
+SENTENCES = [
+    ("Marie Curie was born in Warsaw and worked in Paris.",
+     "Marie Curie est née à Varsovie et a travaillé à Paris."),
+    ("The European Union signed a new agreement with Canada on Monday.",
+     "L'Union européenne a signé un nouvel accord avec le Canada lundi."),
+    ("The children are playing football in the park.", "Les enfants jouent au football dans le parc."),
+    ("A woman is reading a book while drinking coffee.", "Une femme lit un livre en buvant un café."),
+    ("The weather in London is cold and rainy in November.", "Il fait froid et humide à Londres en novembre."),
+    ("John Smith works for Google in New York.", "John Smith travaille pour Google à New York."),
+    ("Los niños están jugando al fútbol en el parque.", "Дети играют в футбол в парке."),
+    ("欧盟星期一与加拿大签署了一项新协议。", "孩子们在公园里踢足球。"),
+]
+
+
+def test_margin_retrieval_finds_aligned_rows_and_not_shuffled_ones():
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal((50, 16)).astype(np.float32)
+    src /= np.linalg.norm(src, axis=1, keepdims=True)
+    tgt = src + 0.05 * rng.standard_normal(src.shape).astype(np.float32)
+    tgt /= np.linalg.norm(tgt, axis=1, keepdims=True)
+    assert margin_retrieval(src, tgt, k=5) == (1.0, 1.0)
+    assert margin_retrieval(src, tgt[::-1].copy(), k=5)[0] <= 0.04
+    assert margin_retrieval(src[:3], tgt[:3], k=5) == (1.0, 1.0)  # k larger than the data is clipped
+
+
+def test_task_model_mask_maps_onto_the_base_model():
+    from transformers import BertForSequenceClassification, BertForTokenClassification, BertModel
+
+    from tests.conftest import tiny_bert_config
+
+    base = BertModel(tiny_bert_config())
+    ner = random_prune(prunable_weights(BertForTokenClassification(tiny_bert_config())), 0.5, seed=1)
+    fitted = align_mask(ner, base)
+    assert list(fitted.tensors) == list(prunable_weights(base))
+    assert "encoder.layer.0.attention.self.query.weight" in fitted.tensors
+    assert any("no pooler entry" in note for note in fitted.notes)
+    fitted.apply_to_weights(prunable_weights(base))
+    query = base.encoder.layer[1].attention.self.query.weight
+    expected = ner.tensors["bert.encoder.layer.1.attention.self.query.weight"]
+    assert torch.equal(query != 0, expected)
+    xnli = random_prune(prunable_weights(BertForSequenceClassification(tiny_bert_config())), 0.5, seed=2)
+    with_pooler = align_mask(xnli, base)
+    assert torch.equal(with_pooler.tensors["pooler.dense.weight"], xnli.tensors["bert.pooler.dense.weight"])
+    assert not with_pooler.notes
+
+
+def test_mt5_mask_maps_onto_mt5model(tiny_t5):
+    from transformers import MT5Model
+
+    mask = random_prune(prunable_weights(tiny_t5), 0.5, seed=1)
+    base = MT5Model(tiny_t5.config)
+    fitted = align_mask(mask, base)
+    assert list(fitted.tensors) == list(mask.tensors) and not fitted.notes
+
+
+def test_tsv_reading(tmp_path):
+    path = tmp_path / "en-fr.tsv"
+    path.write_text("".join(f"{a}\t{b}\n" for a, b in SENTENCES[:3]), encoding="utf-8")
+    data = read_tsv(path)
+    assert (data.src_lang, data.tgt_lang, data.src[0]) == ("en", "fr", SENTENCES[0][0])
+    swapped = read_tsv(path, src_lang="fr", max_sentences=2)
+    assert (swapped.src_lang, swapped.tgt_lang, swapped.src, len(swapped.tgt)) == (
+        "fr", "en", [SENTENCES[0][1], SENTENCES[1][1]], 2)
+    with pytest.raises(UserError, match="holds en-fr pairs, not en-de"):
+        read_tsv(path, tgt_lang="de")
+    headed = tmp_path / "pairs.tsv"
+    headed.write_text("fr\ten\n" + f"{SENTENCES[0][1]}\t{SENTENCES[0][0]}\n" + "only one field\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 3: expected 'source<TAB>target'"):
+        read_tsv(headed)
+    with pytest.raises(UserError, match="parallel file not found"):
+        read_tsv(tmp_path / "missing.tsv")
+
+
+def test_identity_retrieval_is_perfect_at_every_layer(tmp_path, tiny_models, run_script, capsys):
+    path = tmp_path / "same.tsv"
+    sentences = [s for pair in SENTENCES for s in pair]
+    path.write_text("".join(f"{s}\t{s}\n" for s in sentences), encoding="utf-8")
+    for model in ("mbert-tiny", "mt5-tiny"):
+        result = run_script("sentence_retrieval.py", "--model_name_or_path", str(tiny_models / model), "--tsv",
+                            str(path), "--src_lang", "en", "--tgt_lang", "en", "--output_dir", str(tmp_path / model),
+                            "--batch_size", "5", "--no_plots")
+        assert len(result["layers"]) == 3  # embeddings + 2 layers
+        assert all(r["accuracy"] == 1.0 and r["accuracy_reverse"] == 1.0 for r in result["layers"])
+    assert "best layer" in capsys.readouterr().out
+
+
+def test_retrieval_script_with_masks_end_to_end(tmp_path, tiny_models, run_script, capsys):
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    tsv = tmp_path / "en-fr.tsv"
+    tsv.write_text("en\tfr\n" + "".join(f"{a}\t{b}\n" for a, b in SENTENCES), encoding="utf-8")
+    from utils.args import ModelArguments
+    from utils.models import load_model
+
+    model_args = ModelArguments(model_name_or_path=str(tiny_models / "mbert-tiny"))
+    ner = load_model(AutoModelForTokenClassification, model_args, num_labels=7)
+    xnli = load_model(AutoModelForSequenceClassification, model_args, num_labels=3)
+    random_prune(prunable_weights(ner), 0.5, 1).save(tmp_path / "ner.pt", {"task": "ner", "languages": ["en"]})
+    random_prune(prunable_weights(xnli), 0.5, 2).save(tmp_path / "xnli.pt", {"task": "xnli", "languages": ["fr"]},
+                                                      packed=True)
+    out = tmp_path / "out"
+    result = run_script("sentence_retrieval.py", "--model_name_or_path", str(tiny_models / "mbert-tiny"),
+                        "--tsv", str(tsv), "--src_mask", str(tmp_path / "ner.pt"), "--tgt_mask",
+                        str(tmp_path / "xnli.pt"), "--pooling", "cls", "--output_dir", str(out))
+    assert (result["src_lang"], result["tgt_lang"], result["pairs"]) == ("en", "fr", len(SENTENCES))
+    assert result["src_mask"]["metadata"]["task"] == "ner" and result["tgt_mask"]["metadata"]["task"] == "xnli"
+    assert result["src_mask"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert result["src_mask"]["applied_sparsity"] < 0.5  # the base model's pooler stays dense
+    saved = json.loads((out / "retrieval_en-fr.json").read_text())
+    assert [r["layer"] for r in saved["layers"]] == [0, 1, 2]
+    assert (out / "retrieval_en-fr.png").is_file()
+    printed = capsys.readouterr().out
+    assert "no pooler entry" in printed and "en->fr" in printed
+    with pytest.raises(SystemExit):
+        run_script("sentence_retrieval.py", "--model_name_or_path", str(tiny_models / "mbert-tiny"),
+                   "--output_dir", str(out))
+    assert "no sentence pairs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_script("sentence_retrieval.py", "--model_name_or_path", str(tiny_models / "mbert-tiny"), "--tsv",
+                   str(tsv), "--src_mask", str(tmp_path / "nope.pt"), "--output_dir", str(out))
+    assert "mask file not found" in capsys.readouterr().err
+
+
+def test_mask_that_does_not_fit_is_one_line(tmp_path, tiny_models, run_script, capsys, tiny_t5):
+    mask = random_prune(prunable_weights(tiny_t5), 0.5, seed=1)
+    mask.save(tmp_path / "t5.pt")
+    tsv = tmp_path / "en-fr.tsv"
+    tsv.write_text("".join(f"{a}\t{b}\n" for a, b in SENTENCES[:3]), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        run_script("sentence_retrieval.py", "--model_name_or_path", str(tiny_models / "mbert-tiny"), "--tsv",
+                   str(tsv), "--src_mask", str(tmp_path / "t5.pt"), "--output_dir", str(tmp_path / "out"))
+    assert "does not fit this model" in capsys.readouterr().err
+    assert isinstance(Mask.load(tmp_path / "t5.pt"), Mask)

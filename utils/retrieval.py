@@ -1,0 +1,333 @@
+"""Parallel sentence retrieval per layer (the paper's Fig. 7): how language-neutral are a (masked) model's layers?
+
+Each sentence is embedded at every hidden layer (the embedding output, then each transformer layer) by mean
+pooling over its real tokens (or its first token, --pooling cls), L2-normalised. Sources are matched to targets by
+the ratio margin of LASER: margin(x, y) = cos(x, y) / ((mean cos of x's k NN + mean cos of y's k NN) / 2), with k
+nearest neighbours from faiss IndexFlatIP in both directions; each source picks the best-margin candidate among its
+forward k NN, and the accuracy of a layer is the fraction of sources whose pick is their translation.
+
+A task model's mask names its weights `bert.encoder...`; AutoModel's BertModel names them `encoder...`. The
+base-model prefix is stripped from the mask before it is fitted, so NER, XNLI and MLM tickets all apply.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UserError, first_line
+from .io import write_json
+from .masks import Mask, read_mask_metadata
+from .pruning import prunable_weights
+
+_LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
+
+
+@dataclass
+class RetrievalArguments:
+    """sentence_retrieval.py's flags (the model comes from ModelArguments: --model_name_or_path)."""
+
+    output_dir: str = field(metadata={"help": "Where retrieval_<name>.json and .png go."})
+    tsv: Optional[str] = field(
+        default=None, metadata={"help": "Local TSV of aligned sentences: source<TAB>target per line (header optional)."}
+    )
+    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset of translation pairs (wmt14)."})
+    dataset_config: Optional[str] = field(default=None, metadata={"help": "Its config, e.g. fr-en."})
+    split: str = field(default="test", metadata={"help": "Hub split (WMT14 test: 3,003 pairs)."})
+    src_lang: Optional[str] = field(
+        default=None, metadata={"help": "Source language (default: the TSV's first column, or en)."}
+    )
+    tgt_lang: Optional[str] = field(default=None, metadata={"help": "Target language (default: the other one)."})
+    max_sentences: Optional[int] = field(default=None, metadata={"help": "Use only the first N pairs."})
+    src_mask: Optional[str] = field(default=None, metadata={"help": "Mask .pt applied when embedding the sources."})
+    tgt_mask: Optional[str] = field(default=None, metadata={"help": "Mask .pt applied when embedding the targets."})
+    pooling: str = field(default="mean", metadata={"help": "mean over real tokens, or cls (first token).",
+                                                   "choices": ["mean", "cls"]})
+    k: int = field(default=5, metadata={"help": "Neighbours for the margin (the paper: 5)."})
+    batch_size: int = field(default=32, metadata={"help": "Sentences per forward pass."})
+    max_seq_length: int = field(default=128, metadata={"help": "Longer sentences are truncated."})
+    name: Optional[str] = field(default=None, metadata={"help": "Output file stem (default: <src>-<tgt>)."})
+    no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figure."})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parallel data
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ParallelData:
+    src_lang: str
+    tgt_lang: str
+    src: list[str]
+    tgt: list[str]
+    source: str  # where the pairs came from, for the results file
+
+
+def _is_header(cells: Sequence[str]) -> bool:
+    return all(_LANG_CODE.match(c.strip()) for c in cells) or [c.strip().lower() for c in cells] == ["source", "target"]
+
+
+def read_tsv(path: str | Path, src_lang: Optional[str] = None, tgt_lang: Optional[str] = None,
+             max_sentences: Optional[int] = None) -> ParallelData:
+    """source<TAB>target lines; languages from a header line ('en<TAB>fr'), else the file name (en-fr.tsv)."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"parallel file not found: {path}")
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not UTF-8 text ({first_line(error)})") from None
+    columns: Optional[list[str]] = None
+    first = 1
+    if lines and len(lines[0].split("\t")) == 2 and _is_header(lines[0].split("\t")):
+        header = [c.strip() for c in lines[0].split("\t")]
+        columns = None if header == ["source", "target"] else header
+        lines, first = lines[1:], 2
+    if columns is None:
+        match = re.match(r"^([a-z]{2,3})-([a-z]{2,3})$", file.stem)
+        columns = [match.group(1), match.group(2)] if match else None
+    src, tgt = [], []
+    for number, line in enumerate(lines, start=first):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        if len(cells) != 2 or not cells[0].strip() or not cells[1].strip():
+            raise UserError(f"{path} line {number}: expected 'source<TAB>target', got {len(cells)} field(s)"
+                            if len(cells) != 2 else f"{path} line {number}: empty sentence")
+        src.append(cells[0].strip())
+        tgt.append(cells[1].strip())
+    if not src:
+        raise UserError(f"{path} holds no sentence pairs")
+    if columns is None:  # nothing says which languages: trust the flags
+        wanted = [src_lang or "src", tgt_lang or "tgt"]
+    else:
+        first_lang = src_lang or (columns[1] if tgt_lang == columns[0] else columns[0])
+        wanted = [first_lang, tgt_lang or (columns[1] if first_lang == columns[0] else columns[0])]
+        if sorted(wanted) != sorted(columns):
+            raise UserError(f"{path} holds {columns[0]}-{columns[1]} pairs, not {wanted[0]}-{wanted[1]}")
+        if wanted[0] == columns[1] and columns[0] != columns[1]:
+            src, tgt = tgt, src
+    return _limited(ParallelData(wanted[0], wanted[1], src, tgt, str(path)), max_sentences)
+
+
+def load_hub_pairs(name: str, config: Optional[str], split: str, src_lang: Optional[str], tgt_lang: Optional[str],
+                   max_sentences: Optional[int] = None) -> ParallelData:
+    """A translation dataset (wmt14 fr-en): rows {'translation': {'en': ..., 'fr': ...}}."""
+    from datasets import disable_progress_bars, load_dataset
+
+    disable_progress_bars()
+    languages = (config or "").split("-")
+    src = src_lang or ("en" if "en" in languages else languages[0])
+    tgt = tgt_lang or next((lang for lang in languages if lang != src), "")
+    if not src or not tgt:
+        raise UserError("pass --dataset_config (e.g. fr-en) or --src_lang and --tgt_lang")
+    selection = split if max_sentences is None else f"{split}[:{max_sentences}]"
+    try:
+        dataset = load_dataset(name, config, split=selection)
+    except Exception as error:  # offline, unknown config, ...
+        raise UserError(f"cannot load {name} ({config}, {split}): {first_line(error)}; offline, pass --tsv") from None
+    if "translation" not in dataset.column_names:
+        raise UserError(f"{name} has no 'translation' field (it has: {', '.join(dataset.column_names)})")
+    pairs = dataset["translation"]
+    if not pairs or src not in pairs[0] or tgt not in pairs[0]:
+        raise UserError(f"{name} ({config}) has no {src}-{tgt} pairs")
+    return ParallelData(src, tgt, [p[src] for p in pairs], [p[tgt] for p in pairs], f"{name}/{config}/{split}")
+
+
+def _limited(data: ParallelData, max_sentences: Optional[int]) -> ParallelData:
+    if max_sentences is not None:
+        if max_sentences < 1:
+            raise UserError(f"--max_sentences must be >= 1, got {max_sentences}")
+        data.src, data.tgt = data.src[:max_sentences], data.tgt[:max_sentences]
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Masks on a base model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def align_mask(mask: Mask, model: nn.Module, source: str = "mask") -> Mask:
+    """The mask renamed to the base model's weights (strip 'bert.' when the model has no such prefix) and fitted.
+
+    A missing pooler entry (NER/MLM masks on BertModel) leaves the pooler dense, which no hidden state uses anyway.
+    """
+    weights = prunable_weights(model)
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    if prefix and not any(name.startswith(prefix + ".") for name in weights):
+        mask = Mask(OrderedDict((name.removeprefix(prefix + "."), t) for name, t in mask.tensors.items()))
+    return mask.fit(weights, source=source)
+
+
+def apply_mask_file(model: nn.Module, path: str) -> dict:
+    """Zero the weights the mask removes; returns what the results file records about the mask."""
+    weights = prunable_weights(model)
+    loaded = Mask.load(path)
+    mask = align_mask(loaded, model, source=path)
+    mask.apply_to_weights(weights)
+    for note in mask.notes:
+        print(note)
+    meta = read_mask_metadata(path)
+    return {"path": path, "sparsity": loaded.sparsity, "applied_sparsity": mask.sparsity, "notes": mask.notes,
+            "metadata": {k: v for k, v in meta.items() if k != "per_layer_sparsity"}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Embeddings and margin retrieval
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def embed_layers(model: nn.Module, tokenizer, sentences: Sequence[str], pooling: str = "mean", batch_size: int = 32,
+                 max_length: int = 128) -> np.ndarray:
+    """[layers + 1, sentences, hidden] float32, L2-normalised; an encoder-decoder model uses its encoder."""
+    encoder = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    order = np.argsort([len(s) for s in sentences], kind="stable")  # similar lengths together: less padding
+    result: Optional[np.ndarray] = None
+    for begin in range(0, len(sentences), batch_size):
+        index = order[begin: begin + batch_size]
+        batch = tokenizer([sentences[i] for i in index], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt")
+        inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
+        hidden = encoder(**inputs, output_hidden_states=True).hidden_states
+        states = torch.stack(hidden).float()  # [layers + 1, batch, tokens, hidden]
+        if pooling == "cls":
+            pooled = states[:, :, 0]
+        else:
+            weights = inputs["attention_mask"].to(states.dtype)[None, :, :, None]
+            pooled = (states * weights).sum(2) / weights.sum(2).clamp(min=1.0)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+        if result is None:
+            result = np.empty((pooled.shape[0], len(sentences), pooled.shape[2]), dtype=np.float32)
+        result[:, index] = pooled
+    assert result is not None
+    return result
+
+
+def margin_retrieval(src: np.ndarray, tgt: np.ndarray, k: int = 5) -> tuple[float, float]:
+    """Accuracy of ratio-margin retrieval source -> target and target -> source (row i is aligned with row i)."""
+    import faiss
+
+    n = src.shape[0]
+    k = max(1, min(k, n))
+    src = np.ascontiguousarray(src, dtype=np.float32)
+    tgt = np.ascontiguousarray(tgt, dtype=np.float32)
+    tgt_index = faiss.IndexFlatIP(tgt.shape[1])
+    tgt_index.add(tgt)
+    src_index = faiss.IndexFlatIP(src.shape[1])
+    src_index.add(src)
+    fwd_sim, fwd_idx = tgt_index.search(src, k)  # each source's k nearest targets
+    bwd_sim, bwd_idx = src_index.search(tgt, k)  # each target's k nearest sources
+    fwd_mean, bwd_mean = fwd_sim.mean(axis=1), bwd_sim.mean(axis=1)
+
+    def accuracy(sim: np.ndarray, idx: np.ndarray, own_mean: np.ndarray, other_mean: np.ndarray) -> float:
+        denominator = (own_mean[:, None] + other_mean[idx]) / 2
+        margin = sim / np.where(denominator == 0, 1e-12, denominator)
+        pick = idx[np.arange(idx.shape[0]), margin.argmax(axis=1)]
+        return float((pick == np.arange(idx.shape[0])).mean())
+
+    return accuracy(fwd_sim, fwd_idx, fwd_mean, bwd_mean), accuracy(bwd_sim, bwd_idx, bwd_mean, fwd_mean)
+
+
+def retrieval_by_layer(src_layers: np.ndarray, tgt_layers: np.ndarray, k: int = 5) -> list[dict]:
+    results = []
+    for layer, (src, tgt) in enumerate(zip(src_layers, tgt_layers)):
+        forward, backward = margin_retrieval(src, tgt, k)
+        results.append({"layer": layer, "accuracy": forward, "accuracy_reverse": backward})
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole command
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def load_pairs(args: RetrievalArguments) -> ParallelData:
+    if args.tsv and args.dataset_name:
+        raise UserError("pass either --tsv or --dataset_name, not both")
+    if args.tsv:
+        return read_tsv(args.tsv, args.src_lang, args.tgt_lang, args.max_sentences)
+    if args.dataset_name:
+        if args.max_sentences is not None and args.max_sentences < 1:
+            raise UserError(f"--max_sentences must be >= 1, got {args.max_sentences}")
+        return load_hub_pairs(args.dataset_name, args.dataset_config, args.split, args.src_lang, args.tgt_lang,
+                              args.max_sentences)
+    raise UserError("no sentence pairs: pass --tsv data/parallel/en-fr.tsv "
+                    "or --dataset_name wmt14 --dataset_config fr-en")
+
+
+def run_retrieval(model_args, args: RetrievalArguments) -> dict:
+    from transformers import AutoModel
+
+    from .models import load_model, load_tokenizer
+
+    if args.k < 1:
+        raise UserError(f"--k must be >= 1, got {args.k}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size must be >= 1, got {args.batch_size}")
+    for path in (args.src_mask, args.tgt_mask):
+        if path and not Path(path).is_file():
+            raise UserError(f"mask file not found: {path}")
+    data = load_pairs(args)
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(AutoModel, model_args)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    tgt_model = copy.deepcopy(model) if args.tgt_mask != args.src_mask else model
+    src_info = apply_mask_file(model, args.src_mask) if args.src_mask else None
+    if tgt_model is model:
+        tgt_info = src_info
+    else:
+        tgt_info = apply_mask_file(tgt_model, args.tgt_mask) if args.tgt_mask else None
+    print(f"retrieval {data.src_lang}->{data.tgt_lang}: {len(data.src)} pairs from {data.source}, "
+          f"{args.pooling} pooling, k={args.k}")
+    src = embed_layers(model, tokenizer, data.src, args.pooling, args.batch_size, args.max_seq_length)
+    tgt = embed_layers(tgt_model, tokenizer, data.tgt, args.pooling, args.batch_size, args.max_seq_length)
+    layers = retrieval_by_layer(src, tgt, args.k)
+    best = max(layers, key=lambda r: r["accuracy"])
+    result = {
+        "model": model_args.model_name_or_path, "src_lang": data.src_lang, "tgt_lang": data.tgt_lang,
+        "pairs": len(data.src), "data": data.source, "pooling": args.pooling, "k": args.k,
+        "src_mask": src_info, "tgt_mask": tgt_info, "layers": layers, "best_layer": best["layer"],
+        "best_accuracy": best["accuracy"],
+    }
+    name = args.name or f"{data.src_lang}-{data.tgt_lang}"
+    out = Path(args.output_dir)
+    write_json(out / f"retrieval_{name}.json", result)
+    print(format_table(result))
+    if not args.no_plots:
+        plot_retrieval(result, out / f"retrieval_{name}.png")
+    print(f"written to {out / f'retrieval_{name}.json'}")
+    return result
+
+
+def format_table(result: dict) -> str:
+    src, tgt = result["src_lang"], result["tgt_lang"]
+    lines = [f"{'layer':>5}  {f'{src}->{tgt}':>8}  {f'{tgt}->{src}':>8}"]
+    for row in result["layers"]:
+        lines.append(f"{row['layer']:>5}  {row['accuracy']:>8.3f}  {row['accuracy_reverse']:>8.3f}")
+    lines.append(f"best layer {result['best_layer']} ({result['best_accuracy']:.3f}); layer 0 = embeddings")
+    return "\n".join(lines)
+
+
+def plot_retrieval(result: dict, path: Path) -> Path:
+    from . import plots
+
+    layers = [row["layer"] for row in result["layers"]]
+    src, tgt = result["src_lang"], result["tgt_lang"]
+    masks = [Path(m["path"]).stem if m else "dense" for m in (result["src_mask"], result["tgt_mask"])]
+    mask_text = masks[0] if masks[0] == masks[1] else f"{masks[0]} / {masks[1]}"
+    lines = [{"label": f"{src} -> {tgt}", "x": layers, "y": [row["accuracy"] for row in result["layers"]]},
+             {"label": f"{tgt} -> {src}", "x": layers, "y": [row["accuracy_reverse"] for row in result["layers"]]}]
+    return plots.curves(lines, path, f"Parallel sentence retrieval per layer ({result['pairs']} pairs, "
+                                     f"{result['pooling']} pooling, mask: {mask_text})",
+                        "layer (0 = embeddings)", "accuracy (margin kNN)", xticks=layers, ylim=(0.0, 1.02))
