@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # the tiny model runs fastest on one thread
 
 python scripts/build_tiny_models.py
 python LT_ner.py configs/offline/LT_ner_en.json

@@ -192,13 +192,6 @@ class Mask:
         for name, tensor in self.tensors.items():
             weights[name].mul_(tensor)
 
-    @torch.no_grad()
-    def apply_to_grads(self, weights: Mapping[str, torch.Tensor]) -> None:
-        for name, tensor in self.tensors.items():
-            grad = weights[name].grad
-            if grad is not None:
-                grad.mul_(tensor)
-
     # -- files ---------------------------------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict | None = None, packed: bool = False) -> None:
         """Write `path` (.pt) atomically, then `path` with .json: the metadata plus the file's sha256."""

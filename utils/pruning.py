@@ -100,7 +100,10 @@ def magnitude_prune(
             continue
         device = weights[names[0]].device
         kept_masks = {n: mask.tensors[n].to(device) for n in names}
-        scores = torch.cat([weights[n].detach().abs().float()[kept_masks[n]] for n in names])
+        if kept == total:  # nothing pruned yet (first round, one-shot): skip the costly boolean indexing
+            scores = torch.cat([weights[n].detach().abs().float().flatten() for n in names])
+        else:
+            scores = torch.cat([weights[n].detach().abs().float()[kept_masks[n]] for n in names])
         threshold = torch.kthvalue(scores.cpu() if scores.device.type == "mps" else scores, to_remove).values.to(device)
         ties_to_remove = to_remove - int((scores < threshold).sum())
         del scores

@@ -73,6 +73,8 @@ class MaskedTrainer:
         self.unwrapped = self.accelerator.unwrap_model(self.model)
         self.weights = prunable_weights(self.unwrapped)
         self.mask: Optional[Mask] = None
+        self._masked_params: list[torch.Tensor] = []
+        self._mask_values: list[torch.Tensor] = []  # the mask in the weights' dtype, for one fused multiply
         self.scheduler = None
 
     # -- properties --------------------------------------------------------------------------------------------
@@ -131,8 +133,22 @@ class MaskedTrainer:
     def set_mask(self, mask: Optional[Mask]) -> None:
         """Train under `mask` from now on (None: dense) and zero the pruned weights at once."""
         self.mask = mask.to(self.accelerator.device) if mask is not None else None
-        if self.mask is not None:
-            self.mask.apply_to_weights(self.weights)
+        names = list(self.mask.tensors) if self.mask is not None else []
+        # float * bool takes a slow casting path; one foreach multiply by same-dtype masks is 2-10x cheaper
+        self._masked_params = [self.weights[n] for n in names]
+        self._mask_values = [self.mask.tensors[n].to(self.weights[n].dtype) for n in names]
+        self._mask_weights()
+
+    @torch.no_grad()
+    def _mask_weights(self) -> None:
+        if self._masked_params:
+            torch._foreach_mul_(self._masked_params, self._mask_values)
+
+    @torch.no_grad()
+    def _mask_grads(self) -> None:
+        pairs = [(p.grad, m) for p, m in zip(self._masked_params, self._mask_values) if p.grad is not None]
+        if pairs:
+            torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """A real CPU copy of every parameter and buffer (never a view that training would change)."""
@@ -140,8 +156,7 @@ class MaskedTrainer:
 
     def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
         self.unwrapped.load_state_dict(snapshot, strict=True)
-        if self.mask is not None:
-            self.mask.apply_to_weights(self.weights)
+        self._mask_weights()
 
     def mask_checksums_agree(self) -> str:
         """Prove every rank holds the same mask (a no-op check with one process)."""
@@ -190,15 +205,13 @@ class MaskedTrainer:
                 window_batches += 1
                 if not accelerator.sync_gradients:
                     continue
-                if self.mask is not None:
-                    self.mask.apply_to_grads(self.weights)  # before clipping: pruned weights add nothing to the norm
+                self._mask_grads()  # before clipping: pruned weights add nothing to the norm
                 if args.max_grad_norm and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            if self.mask is not None:
-                self.mask.apply_to_weights(self.weights)
+            self._mask_weights()
             step += 1
             if step % max(1, args.logging_steps) == 0 or step == num_steps:
                 mean_loss = float(accelerator.reduce(window_loss, reduction="mean")) / window_batches
