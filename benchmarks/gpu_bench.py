@@ -1,0 +1,253 @@
+#!/usr/bin/env python
+"""IMP-style masked training throughput of the full mBERT architecture on a GPU, and the wall time it implies for
+the paper's IMP schedules. Run through benchmarks/gpu.sh; runs on CPU too with a small model (--small, automatic
+when CUDA is missing).
+
+    python benchmarks/gpu_bench.py --out results/gpu            # ~4-6 minutes on one H100/H200
+    python benchmarks/gpu_bench.py --out /tmp/gpu --small        # a quick CPU check of the script itself
+
+For NER (BertForTokenClassification, 7 labels) and XNLI (BertForSequenceClassification with pooler, 3 labels),
+random weights, vocabulary 119,547, batch 32, max length 128, the same training step as MaskedTrainer (fused AdamW
+from --optim's default, linear schedule, gradient mask before clipping at 1.0, weight re-mask after the step), it
+times every combination of
+    precision  fp32 | bf16 (torch.autocast, what --bf16 does through Accelerate)
+    padding    dynamic (WikiANN / XNLI-like lengths, batches from LengthGroupedSampler as --group_by_length)
+               | max (every batch padded to 128, the original code's only mode)
+    mask       dense | masked at 50% (global magnitude mask)
+interleaving them over repetitions. Per combination: samples/s, real (non-pad) tokens/s, peak memory. Also forward
+throughput at the evaluation batch size, magnitude pruning time, and an estimate of the wall time of
+    NER   10 rounds x 1875 steps, 10,000 dev examples evaluated every --logging_steps (500) and after each round
+    XNLI  10 rounds x 36813 steps, 2,490 dev examples, same evaluation rule
+Writes gpu_bench.json and gpu_bench.md into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import markdown_table, median  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+SCHEDULES = {  # the paper's IMP runs (LT_ner_args / LT_xnli_args of the original code, Table 7)
+    "ner": {"rounds": 10, "steps": 1875, "eval_examples": 10_000},
+    "xnli": {"rounds": 10, "steps": 36_813, "eval_examples": 2_490},
+}
+SMALL_SHAPE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for gpu_bench.json and gpu_bench.md")
+    parser.add_argument("--small", action="store_true", help="small model, few steps (automatic without CUDA)")
+    parser.add_argument("--tasks", default="ner,xnli")
+    parser.add_argument("--batch", type=int, help="default 32 (8 with --small)")
+    parser.add_argument("--seq", type=int, help="max length, what 'max' padding pads to: default 128 (64 with --small)")
+    parser.add_argument("--steps", type=int, help="timed steps per combination and repetition: default 24 (2)")
+    parser.add_argument("--warmup", type=int, help="untimed steps per combination first: default 3 (1)")
+    parser.add_argument("--reps", type=int, help="interleaved repetitions: default 2 (1)")
+    parser.add_argument("--eval_batch", type=int, help="evaluation batch: default 128 (16)")
+    parser.add_argument("--logging_steps", type=int, default=500, help="evaluation interval assumed in the estimate")
+    parser.add_argument("--sparsity", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    args.small = args.small or not torch.cuda.is_available()
+    defaults = dict(batch=8, seq=64, steps=2, warmup=1, reps=1, eval_batch=16) if args.small else \
+        dict(batch=32, seq=128, steps=24, warmup=3, reps=2, eval_batch=128)
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def lengths_for(task: str, n: int, seq: int, seed: int) -> list[int]:
+    return common.wikiann_lengths(n, seed, seq) if task == "ner" else common.xnli_lengths(n, seed, seq)
+
+
+def seqeval_seconds(examples: int) -> float:
+    """CPU time of the NER metric (seqeval) on `examples` sentences: part of every NER evaluation."""
+    from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    rng = np.random.default_rng(0)
+    labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    true = [[labels[i] for i in rng.integers(0, 7, n)] for n in common.wikiann_lengths(examples, 3)]
+    pred = [[labels[i] for i in rng.integers(0, 7, len(t))] for t in true]
+    start = time.perf_counter()
+    for fn in (precision_score, recall_score, f1_score):
+        fn(true, pred, zero_division=0)
+    accuracy_score(true, pred)
+    return time.perf_counter() - start
+
+
+def bench_task(task: str, args, device: torch.device) -> dict:
+    from utils.masks import Mask
+    from utils.pruning import magnitude_prune, prunable_weights
+
+    shape, vocab = (SMALL_SHAPE, 2000) if args.small else (common.MBERT_SHAPE, common.MBERT_VOCAB)
+    base = common.build_model(shape, vocab, task)
+    dense_model = copy.deepcopy(base).to(device)
+    masked_model = base.to(device)
+    weights = prunable_weights(masked_model)
+    ones = Mask.ones_like(weights)
+    prune_first = common.timed(lambda: magnitude_prune(weights, ones, 0.1), device)
+    half = magnitude_prune(weights, ones, args.sparsity)
+    prune_later = common.timed(lambda: magnitude_prune(weights, half, args.sparsity + 0.1), device)
+    steppers = {"dense": common.Stepper(dense_model, "dense"), "masked": common.Stepper(masked_model, "ours",
+                                                                                        sparsity=args.sparsity)}
+    # batches: a fixed random subset of the --group_by_length batches of a 64-batch pool, and the same examples
+    # padded to --seq
+    pool = lengths_for(task, args.batch * 64, args.seq, seed=1)
+    grouped = common.length_grouped_batches(pool, args.batch, seed=1)
+    chosen = np.random.default_rng(0).choice(len(grouped), size=min(args.steps, len(grouped)), replace=False)
+    dyn_lengths = [[pool[i] for i in grouped[j]] for j in chosen]
+    batches = {
+        "dynamic": [common.token_batch(ls, vocab, task=task, seed=k, device=device) for k, ls in enumerate(dyn_lengths)],
+        "max": [common.token_batch(ls, vocab, pad_to=args.seq, task=task, seed=k, device=device)
+                for k, ls in enumerate(dyn_lengths)],
+    }
+    real_tokens = sum(sum(ls) for ls in dyn_lengths)
+    samples = args.batch * len(dyn_lengths)
+    precisions = {"fp32": None, "bf16": torch.bfloat16}
+    combos = [(p, pad, m) for p in precisions for pad in batches for m in steppers]
+    times: dict[tuple, list[float]] = {c: [] for c in combos}
+    peaks: dict[tuple, tuple[float, float]] = {}
+    cuda = device.type == "cuda"
+
+    def run(combo, n_batches=None):
+        precision, pad, masking = combo
+        stepper = steppers[masking]
+        stepper.autocast = precisions[precision]
+        todo = batches[pad][:n_batches] if n_batches else batches[pad]
+        common.sync(device)
+        start = time.perf_counter()
+        for batch in todo:
+            stepper.step(batch)
+        common.sync(device)
+        return time.perf_counter() - start
+
+    for combo in combos:  # warm-up (allocator, kernels, fused optimizer state)
+        run(combo, args.warmup)
+    for rep in range(args.reps):
+        order = combos[rep % len(combos):] + combos[:rep % len(combos)]
+        for combo in order:
+            if cuda and rep == 0:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
+            times[combo].append(run(combo))
+            if cuda and rep == 0:
+                peaks[combo] = (torch.cuda.max_memory_allocated() / 2**30, (torch.cuda.max_memory_allocated() - before) / 2**30)
+
+    # evaluation forward passes (dataset order, dynamic padding, --eval_batch)
+    eval_pool = lengths_for(task, args.eval_batch * 8, args.seq, seed=2)
+    eval_batches = [common.token_batch(eval_pool[i:i + args.eval_batch], vocab, task=task, seed=i, device=device)
+                    for i in range(0, len(eval_pool), args.eval_batch)]
+    eval_s = {}
+    for precision, dtype in precisions.items():
+        model = steppers["masked"].model
+
+        @torch.no_grad()
+        def forward_all():
+            model.eval()
+            for batch in eval_batches:
+                if dtype is not None:
+                    with torch.autocast(device.type, dtype=dtype):
+                        model(**batch).logits.argmax(-1).cpu()
+                else:
+                    model(**batch).logits.argmax(-1).cpu()
+            model.train()
+
+        forward_all()
+        eval_s[precision] = median([common.timed(forward_all, device) for _ in range(max(1, args.reps))]) / len(eval_pool)
+
+    rows, results = [], []
+    for combo in combos:
+        seconds = median(times[combo]) / len(dyn_lengths)
+        entry = {"precision": combo[0], "padding": combo[1], "mask": combo[2], "step_s": seconds,
+                 "samples_per_s": samples / median(times[combo]), "real_tokens_per_s": real_tokens / median(times[combo]),
+                 "times_s": times[combo]}
+        if combo in peaks:
+            entry["peak_gib"], entry["peak_over_start_gib"] = peaks[combo]
+        results.append(entry)
+    dense_ref = {(r["precision"], r["padding"]): r for r in results if r["mask"] == "dense"}
+    base_ref = next(r for r in results if (r["precision"], r["padding"], r["mask"]) == ("fp32", "max", "dense"))
+    for r in results:
+        r["masked_over_dense"] = (statistics.median(a / b for a, b in zip(r["times_s"], dense_ref[(r["precision"], r["padding"])]["times_s"]))
+                                  if r["mask"] == "masked" else 1.0)
+        r["speedup_vs_fp32_max_dense"] = r["samples_per_s"] / base_ref["samples_per_s"]
+        rows.append([task, r["precision"], r["padding"], r["mask"], f"{r['step_s'] * 1000:.1f}", f"{r['samples_per_s']:.0f}",
+                     f"{r['real_tokens_per_s']:.0f}", f"{r['masked_over_dense']:.3f}", f"{r['speedup_vs_fp32_max_dense']:.2f}x",
+                     f"{r['peak_gib']:.2f} / {r['peak_over_start_gib']:.2f}" if "peak_gib" in r else "-"])
+
+    # wall-time estimate for the paper's schedule, per configuration (masked training)
+    schedule = SCHEDULES[task]
+    evals_per_round = math.ceil(schedule["steps"] / args.logging_steps)  # every logging_steps, plus after the round
+    metric_s = seqeval_seconds(schedule["eval_examples"]) if task == "ner" else 0.0
+    estimates = {}
+    for precision in precisions:
+        for pad in batches:
+            r = next(x for x in results if (x["precision"], x["padding"], x["mask"]) == (precision, pad, "masked"))
+            eval_one = schedule["eval_examples"] * eval_s[precision] + metric_s
+            per_round = schedule["steps"] * r["step_s"] + evals_per_round * eval_one + prune_later
+            estimates[f"{precision}, {pad} padding"] = {
+                "hours": schedule["rounds"] * per_round / 3600, "train_hours": schedule["rounds"] * schedule["steps"] * r["step_s"] / 3600,
+                "eval_hours": schedule["rounds"] * evals_per_round * eval_one / 3600,
+            }
+    return {
+        "task": task, "shape": shape, "vocab": vocab, "batch": args.batch, "seq": args.seq,
+        "timed_batches": len(dyn_lengths), "mean_dynamic_width": statistics.mean(max(ls) for ls in dyn_lengths),
+        "mean_real_length": real_tokens / samples, "prune_s": {"0->10%": prune_first, "50->60%": prune_later},
+        "eval_s_per_example": eval_s, "seqeval_s": metric_s, "evals_per_round": evals_per_round,
+        "results": results, "estimates": estimates, "rows": rows,
+    }
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    args.out.mkdir(parents=True, exist_ok=True)
+    info = common.machine_info()
+    started = time.perf_counter()
+    tasks = [bench_task(t.strip(), args, device) for t in args.tasks.split(",") if t.strip()]
+    seconds = time.perf_counter() - started
+    header = ["task", "precision", "padding", "mask", "ms / step", "samples/s", "real tokens/s", "masked / dense",
+              "vs fp32 max dense", "peak GiB (total / over start)"]
+    model = "small test model (hidden 128, 2 layers, vocab 2000)" if args.small else "mBERT (hidden 768, 12 layers, vocab 119,547), random weights"
+    lines = [f"# GPU benchmark: IMP-style masked training, {model}", "",
+             f"{info['date']} | {info.get('gpu', 'no GPU: ' + info['cpu'])} | torch {info['torch']}"
+             f" (CUDA {info.get('cuda_version', '-')}), transformers {info['transformers']}, accelerate {info['accelerate']}",
+             "", f"batch {args.batch}, max length {args.seq}, {args.steps} timed steps x {args.reps} interleaved reps per row; "
+             f"masked = {args.sparsity:.0%} global magnitude mask", "", markdown_table(header, [r for t in tasks for r in t["rows"]]), ""]
+    est_rows = []
+    for t in tasks:
+        s = SCHEDULES[t["task"]]
+        for name, e in t["estimates"].items():
+            est_rows.append([t["task"], f"{s['rounds']} x {s['steps']}", name, f"{e['train_hours']:.2f}", f"{e['eval_hours']:.2f}",
+                             f"{e['hours']:.2f}"])
+    lines += [f"Estimated IMP wall time (masked training; evaluation every {args.logging_steps} steps and after each round; "
+              "pruning per round included):", "",
+              markdown_table(["task", "rounds x steps", "configuration", "train h", "eval h", "total h"], est_rows), "",
+              "Pruning (magnitude_prune on the device): " + "; ".join(
+                  f"{t['task']} {k} {v:.2f} s" for t in tasks for k, v in t["prune_s"].items()),
+              f"\n({seconds:.0f} s)"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    result = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "seconds": seconds,
+              "tasks": [{k: v for k, v in t.items() if k != "rows"} for t in tasks]}
+    (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=1, default=str))
+    (args.out / "gpu_bench.md").write_text(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The benchmark scripts run end to end on tiny sizes (a smoke test: nothing here is timed or compared)."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+
+def test_run_benchmarks_tiny(tmp_path):
+    import run_benchmarks
+
+    threads = torch.get_num_threads()
+    try:
+        with redirect_stdout(io.StringIO()) as printed:
+            results = run_benchmarks.main(["--tiny", "--threads", "1", "--reps", "1", "--sections", "step,pipeline,masks",
+                                           "--no-similarity", "--json", str(tmp_path / "r.json"),
+                                           "--markdown", str(tmp_path / "r.md")])
+    finally:
+        torch.set_num_threads(threads)
+    sections = results["sections"]
+    assert set(sections) == {"step", "pipeline", "masks"}
+    assert sections["step"]["masked_over_dense"] > 0
+    assert sections["pipeline"]["default_over_original_samples_per_s"] > 0
+    bits = sections["masks"]["bits_per_weight"]
+    assert bits["original: float32 0/1"] > bits["ours: bool (default)"] > bits["ours: packed (--mask_format packed)"]
+    assert json.loads((tmp_path / "r.json").read_text())["machine"]["torch"] == torch.__version__
+    assert "| dense |" in (tmp_path / "r.md").read_text() and "## Mask files" in printed.getvalue()
+
+
+def test_memory_child_reports_json(capsys):
+    import run_benchmarks
+
+    run_benchmarks.memory_child("ours", "tiny", 1)
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["variant"] == "ours" and report["peak_rss_mb"] >= report["rss_after_setup_mb"] > 0
+
+
+def test_gpu_bench_runs_small_on_cpu(tmp_path):
+    import gpu_bench
+
+    with redirect_stdout(io.StringIO()):
+        result = gpu_bench.main(["--out", str(tmp_path), "--small", "--tasks", "ner,xnli", "--steps", "1", "--reps", "1"])
+    assert {t["task"] for t in result["tasks"]} == {"ner", "xnli"}
+    assert len(result["tasks"][0]["results"]) == 8  # fp32/bf16 x dynamic/max x dense/masked
+    assert all(e["hours"] > 0 for t in result["tasks"] for e in t["estimates"].values())
+    assert (tmp_path / "gpu_bench.json").is_file() and "samples/s" in (tmp_path / "gpu_bench.md").read_text()
