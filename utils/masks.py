@@ -187,10 +187,11 @@ class Mask:
         return Mask(fitted, notes)
 
     # -- applying a mask -----------------------------------------------------------------------------------------
-    @torch.no_grad()
+    def bind(self, weights: Mapping[str, torch.Tensor]) -> "BoundMask":
+        return BoundMask(self, weights)
+
     def apply_to_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
-        for name, tensor in self.tensors.items():
-            weights[name].mul_(tensor)
+        self.bind(weights).apply_to_weights()
 
     # -- files ---------------------------------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict | None = None, packed: bool = False) -> None:
@@ -232,6 +233,26 @@ class Mask:
         if isinstance(payload, dict) and payload.get("format") == PACKED_FORMAT:
             return cls(_unpack(payload, path))
         return cls(_read_state_dict_mask(payload, path))
+
+
+class BoundMask:
+    """A mask attached to a model's weights, held in their dtype and device, so that zeroing the pruned weights
+    (or their gradients) is one fused multiply: float * bool takes a casting path that is 2-10x slower."""
+
+    def __init__(self, mask: Mask, weights: Mapping[str, torch.Tensor]) -> None:
+        self.params = [weights[name] for name in mask.tensors]
+        self.values = [t.to(device=weights[n].device, dtype=weights[n].dtype) for n, t in mask.tensors.items()]
+
+    @torch.no_grad()
+    def apply_to_weights(self) -> None:
+        if self.params:
+            torch._foreach_mul_(self.params, self.values)
+
+    @torch.no_grad()
+    def apply_to_grads(self) -> None:
+        pairs = [(p.grad, v) for p, v in zip(self.params, self.values) if p.grad is not None]
+        if pairs:
+            torch._foreach_mul_([g for g, _ in pairs], [v for _, v in pairs])
 
 
 def metadata_path(mask_path: str | Path) -> Path:

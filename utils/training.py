@@ -21,7 +21,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .args import ExperimentTrainingArguments
 from .errors import UserError
-from .masks import Mask
+from .masks import BoundMask, Mask
 from .pruning import prunable_weights
 
 EvaluateFn = Callable[[nn.Module, DataLoader, Accelerator], dict[str, float]]
@@ -73,8 +73,7 @@ class MaskedTrainer:
         self.unwrapped = self.accelerator.unwrap_model(self.model)
         self.weights = prunable_weights(self.unwrapped)
         self.mask: Optional[Mask] = None
-        self._masked_params: list[torch.Tensor] = []
-        self._mask_values: list[torch.Tensor] = []  # the mask in the weights' dtype, for one fused multiply
+        self._bound: Optional[BoundMask] = None
         self.scheduler = None
 
     # -- properties --------------------------------------------------------------------------------------------
@@ -133,22 +132,16 @@ class MaskedTrainer:
     def set_mask(self, mask: Optional[Mask]) -> None:
         """Train under `mask` from now on (None: dense) and zero the pruned weights at once."""
         self.mask = mask.to(self.accelerator.device) if mask is not None else None
-        names = list(self.mask.tensors) if self.mask is not None else []
-        # float * bool takes a slow casting path; one foreach multiply by same-dtype masks is 2-10x cheaper
-        self._masked_params = [self.weights[n] for n in names]
-        self._mask_values = [self.mask.tensors[n].to(self.weights[n].dtype) for n in names]
+        self._bound = mask.bind(self.weights) if mask is not None else None
         self._mask_weights()
 
-    @torch.no_grad()
     def _mask_weights(self) -> None:
-        if self._masked_params:
-            torch._foreach_mul_(self._masked_params, self._mask_values)
+        if self._bound is not None:
+            self._bound.apply_to_weights()
 
-    @torch.no_grad()
     def _mask_grads(self) -> None:
-        pairs = [(p.grad, m) for p, m in zip(self._masked_params, self._mask_values) if p.grad is not None]
-        if pairs:
-            torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
+        if self._bound is not None:
+            self._bound.apply_to_grads()
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """A real CPU copy of every parameter and buffer (never a view that training would change)."""
