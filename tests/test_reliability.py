@@ -151,3 +151,23 @@ def test_bad_input_gives_one_line_errors(tiny_models, tmp_path, run_script, caps
                                            "--pruning_type", "random")
     assert "unknown language" in _error_of(run_script, capsys, "ner_fine_tune.py", *ft[:2], *out("l"), "--do_train",
                                            "--dataset_name", "wikiann", "--data_language", "xx-not-a-language")
+
+
+def test_run_killed_in_its_first_round_restarts_by_itself(tiny_models, tmp_path, run_script, capsys, monkeypatch):
+    from utils import training
+
+    original = training.MaskedTrainer.train
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt  # stands in for a kill during round 0
+
+    monkeypatch.setattr(training.MaskedTrainer, "train", killed)
+    out = tmp_path / "run"
+    argv = imp_argv(tiny_models, out, "--target_sparsity", "0.25")
+    with pytest.raises(KeyboardInterrupt):
+        run_script("LT_ner.py", *argv)
+    assert json.loads((out / "imp_results.json").read_text())["rounds"] == []
+    monkeypatch.setattr(training.MaskedTrainer, "train", original)
+    results = run_script("LT_ner.py", *argv)  # the same command, no flags: it picks the run up
+    assert "no round was completed" in capsys.readouterr().out
+    assert results["complete"] and len(results["rounds"]) == 2

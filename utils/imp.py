@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any, Callable
 
 import torch
@@ -18,7 +18,7 @@ from transformers import set_seed
 from .args import IMPArguments, ExperimentTrainingArguments, config_dict
 from .errors import UserError
 from .io import atomic_write, write_json
-from .masks import Mask
+from .masks import Mask, safe_torch_load
 from .outputs import RunPaths, imp_resume_state
 from .pruning import magnitude_prune, sparsity_schedule
 from .training import MaskedTrainer, TaskSetup, format_metrics
@@ -94,15 +94,17 @@ def run_imp(
     for note in setup.notes:
         trainer.print(note)
 
-    if previous is not None:
+    if previous is not None and previous["rounds"]:
         results = previous
         done = results["rounds"]
-        snapshot = torch.load(paths.rewind_weights, map_location="cpu", weights_only=True)
+        snapshot = safe_torch_load(paths.rewind_weights)
         mask = Mask.load(paths.root / done[-1]["next_mask"]).fit(weights, source="resumed mask")
         start = len(done)
         trainer.print(f"resuming {paths.root}: {start} completed round(s) kept, continuing at sparsity {schedule[start]:.1%}")
     else:
-        if trainer.is_main and training_args.overwrite_output_dir:
+        if previous is not None:
+            trainer.print(f"resuming {paths.root}: no round was completed, starting again from round 0")
+        elif trainer.is_main and training_args.overwrite_output_dir:
             paths.clear_results()  # only now that model, data and arguments have all loaded cleanly
         results = {
             "script": script,
@@ -118,11 +120,13 @@ def run_imp(
             "rounds": [],
             "complete": False,
         }
-        snapshot = trainer.snapshot()
+        snapshot = trainer.snapshot()  # the freshly loaded (seeded) weights: the same on a restart
         mask = Mask.ones_like(weights)
         start = 0
         if imp_args.rewind_step == 0:
             _save_rewind_weights(trainer, paths, snapshot)
+        if trainer.is_main:
+            write_json(paths.imp_results, results)  # marks the directory as this run's, resumable from round 0
     trainer.accelerator.wait_for_everyone()
 
     for k in range(start, len(schedule)):
