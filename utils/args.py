@@ -30,6 +30,11 @@ class ExperimentTrainingArguments(TrainingArguments):
     resume: bool = field(
         default=False, metadata={"help": "Continue an interrupted IMP run in --output_dir; completed rounds are kept."}
     )
+    save_steps: float = field(
+        default=0,
+        metadata={"help": "IMP: optimizer steps per round (the original's pruning interval); 0: split the epoch "
+                          "budget over the rounds. Fine-tuning saves no checkpoints."},
+    )
     group_by_length: bool = field(
         default=False, metadata={"help": "Batch examples of similar length together (less padding, faster)."}
     )
@@ -98,7 +103,7 @@ class IMPArguments:
     prune_rate: float = field(default=0.1, metadata={"help": "Fraction pruned per round (of the original weights)."})
     target_sparsity: float = field(default=0.9, metadata={"help": "Stop once this sparsity has been trained."})
     prune_schedule: str = field(
-        default="linear", metadata={"help": "linear: 10%, 20%, ...; geometric: prune_rate of the remaining weights.",
+        default="linear", metadata={"help": "linear: 10%%, 20%%, ...; geometric: prune_rate of the remaining weights.",
                                     "choices": ["linear", "geometric"]}
     )
     rewind_step: int = field(default=0, metadata={"help": "Rewind to the weights after this many steps (0: initial)."})

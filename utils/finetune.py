@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Optional
 
+from accelerate import PartialState
+
 from .args import ExperimentTrainingArguments, MaskArguments, config_dict
 from .errors import UserError
 from .io import write_json
@@ -41,7 +43,8 @@ def run_finetune(
 ) -> dict:
     paths = RunPaths(training_args.output_dir)
     guard_output_dir(paths, training_args.overwrite_output_dir)
-    setup = build_setup()  # after the output-directory check, so a refused run fails fast
+    with PartialState(cpu=training_args.use_cpu).main_process_first():  # rank 0 fills the data cache first
+        setup = build_setup()  # after the output-directory check, so a refused run fails fast
     trainer = MaskedTrainer(setup, training_args)
     mask, mask_info = build_fixed_mask(mask_args, trainer.weights, training_args.seed)
     for note in setup.notes + (mask.notes if mask is not None else []):

@@ -15,6 +15,8 @@ from typing import Any, Callable
 import torch
 from transformers import set_seed
 
+from accelerate import PartialState
+
 from .args import IMPArguments, ExperimentTrainingArguments, config_dict
 from .errors import UserError
 from .io import atomic_write, write_json
@@ -70,7 +72,8 @@ def run_imp(
         print_imp_table(previous)
         return previous
 
-    setup = build_setup()  # after the output-directory checks, so a refused run fails fast
+    with PartialState(cpu=training_args.use_cpu).main_process_first():  # rank 0 fills the data cache first
+        setup = build_setup()  # after the output-directory checks, so a refused run fails fast
     trainer = MaskedTrainer(setup, training_args)
     round_steps = steps_per_round(trainer, training_args, len(schedule))
     if imp_args.rewind_step >= round_steps:
