@@ -1,0 +1,27 @@
+"""Find masked-language-modelling lottery tickets in mBERT by iterative magnitude pruning (IMP) on Wikipedia text;
+rounds are judged by validation perplexity (lower is better).
+
+    python LT_pretrain.py --output_dir LT_pretrain_model --model_type mbert \
+        --model_name_or_path bert-base-multilingual-cased --train_file pretrain_data/en.train.json \
+        --validation_file pretrain_data/en.valid.json --do_train --do_eval --mlm --save_steps 10000 ...
+    python LT_pretrain.py configs/offline/LT_pretrain.json [--seed 5]
+"""
+from functools import partial
+
+from utils.args import ExperimentTrainingArguments, IMPArguments, ModelArguments, parse_args
+from utils.errors import exit_on_user_error
+from utils.imp import run_imp
+from utils.mlm import MlmDataArguments, build_mlm
+
+
+@exit_on_user_error
+def main(argv=None) -> dict:
+    model_args, data_args, imp_args, training_args = parse_args(
+        (ModelArguments, MlmDataArguments, IMPArguments, ExperimentTrainingArguments), argv
+    )
+    build_setup = partial(build_mlm, model_args, data_args, training_args)
+    return run_imp(build_setup, model_args, data_args, imp_args, training_args, script="LT_pretrain.py")
+
+
+if __name__ == "__main__":
+    main()

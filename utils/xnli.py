@@ -1,0 +1,137 @@
+"""XNLI sentence-pair classification with mBERT: data, model and accuracy.
+
+The hub's `facebook/xnli` (config = language) has a machine-translated MNLI as its train split and the human
+translated dev/test sets; local JSON-lines files with `premise`, `hypothesis` and `label` (0 entailment, 1 neutral,
+2 contradiction, or those words) serve offline. The model is AutoModelForSequenceClassification with 3 labels,
+whose pooler dense is prunable like the encoder's matrices (utils.pruning.prunable_weights finds it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
+from .data import check_labels, equal_share_mixture, load_split
+from .errors import UserError
+from .models import load_model, load_tokenizer, max_positions
+from .training import TaskSetup
+
+LABELS = ["entailment", "neutral", "contradiction"]  # the ids facebook/xnli uses
+FIELDS = ("premise", "hypothesis", "label")
+HUB_DATASET = "facebook/xnli"
+
+
+@dataclass
+class XnliDataArguments(DataArguments):
+    """XNLI needs no flags beyond the common ones (--max_seq_length, --pad_to_max_length, --data_language, ...)."""
+
+
+def build_xnli(
+    model_args: ModelArguments,
+    data_args: XnliDataArguments,
+    training_args: ExperimentTrainingArguments,
+    weight_init: str = "pre",
+) -> TaskSetup:
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(
+        AutoModelForSequenceClassification,
+        model_args,
+        weight_init,
+        seed=training_args.seed,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    limit = max_positions(model)
+    if limit is not None and data_args.max_seq_length > limit:
+        raise UserError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {limit} positions")
+
+    def encode(split: str, lang: str) -> Dataset:
+        raw = load_split(data_args, lang, split, FIELDS, default_hub=HUB_DATASET)
+        raw = label_ids(raw, f"XNLI {lang} {split}")
+        return raw.map(
+            _tokenize_pairs,
+            batched=True,
+            fn_kwargs={"tokenizer": tokenizer, "max_length": data_args.max_seq_length,
+                       "pad": data_args.pad_to_max_length},
+            remove_columns=raw.column_names,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=not data_args.overwrite_cache,
+            desc=f"tokenising XNLI {lang} {split}",
+        )
+
+    notes = []
+    train = None
+    if training_args.do_train:
+        per_language = {lang: encode("train", lang) for lang in data_args.languages}
+        train = equal_share_mixture(per_language, data_args.max_train_samples, training_args.seed)
+        sizes = ", ".join(f"{lang} {len(d):,}" for lang, d in per_language.items())
+        notes.append(f"XNLI train: {len(train):,} pairs (from {sizes})")
+    eval_sets = {}
+    if training_args.do_eval:
+        for lang in data_args.languages + data_args.extra_eval_languages:
+            dataset = encode("validation", lang)
+            if data_args.max_eval_samples:
+                dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
+            eval_sets[lang] = dataset
+        notes.append("XNLI validation: " + ", ".join(f"{lang} {len(d):,} pairs" for lang, d in eval_sets.items()))
+    collator = DataCollatorWithPadding(
+        tokenizer, pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) else None
+    )
+    return TaskSetup(
+        task="xnli",
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=train,
+        eval_datasets=eval_sets,
+        collate_fn=collator,
+        evaluate=evaluate_xnli,
+        metric="accuracy",
+        greater_is_better=True,
+        train_languages=data_args.languages,
+        notes=notes,
+    )
+
+
+def label_ids(dataset: Dataset, source: str) -> Dataset:
+    """Labels as ids 0..2; label words (entailment, ...) in a local file are mapped, anything else stops the run."""
+    if dataset.features["label"].dtype == "string":
+        unknown = sorted({value for value in dataset["label"] if value not in LABELS}, key=str)
+        if unknown:
+            raise UserError(f"{source}: unknown label {unknown[0]!r} (expected 0, 1, 2 or {', '.join(LABELS)})")
+        dataset = dataset.map(lambda row: {"label": LABELS.index(row["label"])})
+    check_labels(dataset, "label", len(LABELS), source)
+    return dataset
+
+
+def _tokenize_pairs(batch: dict, tokenizer: PreTrainedTokenizerBase, max_length: int, pad: bool) -> dict:
+    """premise [SEP] hypothesis, truncated (longest first) to max_length; padded later per batch unless `pad`."""
+    encoded = tokenizer(
+        batch["premise"],
+        batch["hypothesis"],
+        truncation=True,
+        max_length=max_length,
+        padding="max_length" if pad else False,
+    )
+    encoded["labels"] = batch["label"]
+    return encoded
+
+
+def evaluate_xnli(model, loader, accelerator) -> dict[str, float]:
+    """Accuracy and mean cross-entropy over every example (each counted once across processes)."""
+    losses, correct = [], []
+    for batch in loader:
+        logits = model(**batch).logits
+        labels = batch["labels"]
+        loss = F.cross_entropy(logits.float(), labels, reduction="none")
+        hits = (logits.argmax(-1) == labels).float()
+        loss, hits = accelerator.gather_for_metrics((loss, hits))
+        losses.append(loss.cpu())
+        correct.append(hits.cpu())
+    if not losses:
+        return {"accuracy": float("nan"), "loss": float("nan")}
+    return {"accuracy": torch.cat(correct).mean().item(), "loss": torch.cat(losses).mean().item()}
