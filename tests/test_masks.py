@@ -1,9 +1,7 @@
 """Mask files: round trips, the original code's format, cross-task fitting, and refusing bad files."""
 from __future__ import annotations
 
-import json
 import os
-import pickle
 
 import pytest
 import torch

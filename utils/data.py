@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from datasets import Dataset, concatenate_datasets, disable_progress_bars, load_dataset
 
@@ -89,6 +89,32 @@ def _load_hub(hub_id: str, lang: str, split: str) -> Dataset:
             f"cannot load {hub_id} ({lang}, {split}) from the hub: {first_line(error)}; "
             "offline, pass local files with --train_file/--validation_file"
         ) from None
+
+
+def build_splits(
+    data_args: DataArguments, training_args, encode: Callable[[str, str], Dataset]
+) -> tuple[Optional[Dataset], dict[str, Dataset]]:
+    """The training set (an equal-share mixture of the training languages) and one evaluation set per language
+    (training languages first, then --eval_languages), from `encode(split, language)`."""
+    train = None
+    if training_args.do_train:
+        per_language = {lang: encode("train", lang) for lang in data_args.languages}
+        train = equal_share_mixture(per_language, data_args.max_train_samples, training_args.seed)
+    eval_sets = {}
+    if training_args.do_eval:
+        for lang in data_args.languages + data_args.extra_eval_languages:
+            eval_sets[lang] = first(encode("validation", lang), data_args.max_eval_samples)
+    return train, eval_sets
+
+
+def first(dataset: Dataset, count: Optional[int]) -> Dataset:
+    """At most `count` examples (all of them when count is None)."""
+    return dataset.select(range(min(count, len(dataset)))) if count else dataset
+
+
+def pad_multiple(training_args) -> Optional[int]:
+    """Pad batches to a multiple of 8 under mixed precision (tensor-core friendly shapes)."""
+    return 8 if (training_args.fp16 or training_args.bf16) else None
 
 
 def equal_share_mixture(per_language: dict[str, Dataset], total: Optional[int], seed: int) -> Dataset:

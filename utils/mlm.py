@@ -30,7 +30,7 @@ from transformers import (
 )
 
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import data_file, equal_share_mixture, load_split
+from .data import data_file, equal_share_mixture, first, load_split, pad_multiple
 from .errors import UserError
 from .models import load_model, load_tokenizer, max_positions
 from .training import TaskSetup
@@ -110,9 +110,7 @@ def build_mlm(
             notes.append(f"MLM {lang} train: {plural(len(train_articles), 'article')} -> "
                          f"{plural(len(train_parts[lang]), 'block')}")
         if lang in eval_languages:
-            dataset = blocks(val_articles, f"{lang} validation")
-            if data_args.max_eval_samples:
-                dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
+            dataset = first(blocks(val_articles, f"{lang} validation"), data_args.max_eval_samples)
             eval_sets[lang] = mask_once(dataset, tokenizer, data_args, EVAL_MASK_SEED)
             masked = sum(sum(label != -100 for label in row) for row in eval_sets[lang]["labels"])
             notes.append(f"MLM {lang} validation: {plural(len(val_articles), 'article')} {origin} -> "
@@ -123,7 +121,7 @@ def build_mlm(
         train = equal_share_mixture(train_parts, data_args.max_train_samples, training_args.seed)
         if len(train_parts) > 1 or data_args.max_train_samples:
             notes.append(f"MLM train: {plural(len(train), 'block')} in all")
-    pad_to = 8 if (training_args.fp16 or training_args.bf16) else None
+    pad_to = pad_multiple(training_args)
     collator = DataCollatorForLanguageModeling(
         tokenizer,
         mlm_probability=data_args.mlm_probability,

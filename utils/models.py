@@ -66,6 +66,13 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
         raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None
 
 
+def check_input_length(model, length: int, flag: str) -> None:
+    """Stop before training when inputs would be longer than the model's position embeddings."""
+    limit = max_positions(model)
+    if limit is not None and length > limit:
+        raise UserError(f"{flag} {length} exceeds the model's {limit} positions")
+
+
 def max_positions(model) -> int | None:
     """The longest input the model's position embeddings allow (None: relative positions, no hard limit)."""
     return getattr(model.config, "max_position_embeddings", None)

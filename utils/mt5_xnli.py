@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PretrainedConfig
 
 from .args import DataArguments, ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments
-from .data import check_labels, equal_share_mixture, load_split
+from .data import build_splits, check_labels, load_split, pad_multiple
 from .errors import UserError
 from .models import load_model, load_tokenizer
 from .training import TaskSetup
@@ -114,22 +114,12 @@ def build_mt5_xnli(
             desc=f"tokenising {lang} {split}",
         )
 
-    train = None
-    if training_args.do_train:
-        per_language = {lang: encode("train", lang) for lang in data_args.languages}
-        train = equal_share_mixture(per_language, data_args.max_train_samples, training_args.seed)
-    eval_sets = {}
-    if training_args.do_eval:
-        for lang in data_args.languages + data_args.extra_eval_languages:
-            dataset = encode("validation", lang)
-            if data_args.max_eval_samples:
-                dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
-            eval_sets[lang] = dataset
+    train, eval_sets = build_splits(data_args, training_args, encode)
     collator = DataCollatorForSeq2Seq(
         tokenizer,
         model=model,
         label_pad_token_id=-100,
-        pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) else None,
+        pad_to_multiple_of=pad_multiple(training_args),
     )
     decoding = "greedy" if data_args.num_beams == 1 else f"beam search ({data_args.num_beams} beams)"
     notes = [

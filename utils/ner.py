@@ -8,9 +8,9 @@ from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import check_labels, equal_share_mixture, load_split
+from .data import build_splits, check_labels, load_split, pad_multiple
 from .errors import UserError
-from .models import load_model, load_tokenizer, max_positions
+from .models import check_input_length, load_model, load_tokenizer
 from .training import TaskSetup
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]  # WikiANN's tag ids
@@ -41,9 +41,7 @@ def build_ner(
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
-    limit = max_positions(model)
-    if limit is not None and data_args.max_seq_length > limit:
-        raise UserError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {limit} positions")
+    check_input_length(model, data_args.max_seq_length, "--max_seq_length")
 
     def encode(split: str, lang: str):
         raw = load_split(data_args, lang, split, ("tokens", "ner_tags"), default_hub="unimelb-nlp/wikiann")
@@ -57,19 +55,9 @@ def build_ner(
             desc=f"tokenising {lang} {split}",
         )
 
-    train = None
-    if training_args.do_train:
-        per_language = {lang: encode("train", lang) for lang in data_args.languages}
-        train = equal_share_mixture(per_language, data_args.max_train_samples, training_args.seed)
-    eval_sets = {}
-    if training_args.do_eval:
-        for lang in data_args.languages + data_args.extra_eval_languages:
-            dataset = encode("validation", lang)
-            if data_args.max_eval_samples:
-                dataset = dataset.select(range(min(data_args.max_eval_samples, len(dataset))))
-            eval_sets[lang] = dataset
+    train, eval_sets = build_splits(data_args, training_args, encode)
     collator = DataCollatorForTokenClassification(
-        tokenizer, pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) else None
+        tokenizer, pad_to_multiple_of=pad_multiple(training_args)
     )
     return TaskSetup(
         task="ner",
