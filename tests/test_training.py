@@ -122,3 +122,19 @@ def test_nan_loss_stops_training(bert_tagger, tmp_path):
         next(iter(trainer.weights.values())).fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="nan"):
         trainer.train(num_steps=3, seed=0)
+
+
+def test_evaluating_during_training_does_not_change_the_training(bert_tagger, tmp_path):
+    from transformers import set_seed
+
+    trainer = _trainer(bert_tagger, tmp_path, logging_steps=1000)
+    snapshot = trainer.snapshot()
+    set_seed(0)
+    trainer.train(num_steps=4, seed=3)
+    plain = {k: v.clone() for k, v in trainer.unwrapped.state_dict().items()}
+    trainer.restore(snapshot)
+    trainer.args.logging_steps = 1  # now evaluates after every step
+    set_seed(0)
+    result = trainer.train(num_steps=4, seed=3)
+    assert len(result["history"]) == 3
+    assert all(torch.equal(v, plain[k]) for k, v in trainer.unwrapped.state_dict().items())

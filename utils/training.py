@@ -102,6 +102,7 @@ class MaskedTrainer:
             dataset,
             batch_size=args.per_device_train_batch_size,
             sampler=sampler,
+            generator=self.generator,  # worker seeds from our generator, not the global RNG (resumable rounds)
             collate_fn=self.setup.collate_fn,
             num_workers=args.dataloader_num_workers,
             pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
@@ -113,7 +114,8 @@ class MaskedTrainer:
             dataset,
             batch_size=self.args.per_device_eval_batch_size,
             sampler=SequentialSampler(dataset),
-            collate_fn=self.setup.eval_collate_fn or self.setup.collate_fn,
+            generator=torch.Generator(),  # iterating must not draw from the global RNG: evaluating mid-round
+            collate_fn=self.setup.eval_collate_fn or self.setup.collate_fn,  # would change the training that follows
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
         )
