@@ -164,11 +164,11 @@ def half_mask(weights, sparsity: float = 0.5):
 
 
 class Stepper:
-    """One training variant on its own model copy: 'dense', 'ours' (MaskedTrainer's grad mask before clipping +
-    weight re-mask after the optimizer step) or 'prune_hooks' (the original code's torch.nn.utils.prune
-    re-parametrisation: weight = weight_orig * weight_mask recomputed by a forward pre-hook on every forward).
+    """One training variant on its own model copy: 'dense', 'ours' (MaskedTrainer's step: utils.masks.BoundMask
+    zeroes the pruned gradients before clipping and re-zeroes the pruned weights after the optimizer step) or
+    'prune_hooks' (the original code's torch.nn.utils.prune re-parametrisation: weight = weight_orig * weight_mask
+    recomputed by a forward pre-hook on every forward).
 
-    'ours_float' is the proposed faster form of 'ours': float masks, one torch._foreach_mul_ per application.
     Same optimizer (utils.training.build_optimizer: the --optim default, fused AdamW), linear schedule and clipping
     at 1.0 as MaskedTrainer; `autocast` = None, torch.bfloat16 or torch.float16.
     """
@@ -184,14 +184,11 @@ class Stepper:
         self.device = next(model.parameters()).device
         weights = prunable_weights(model)
         self.mask = None
-        if variant in ("ours", "ours_float", "prune_hooks"):
+        if variant in ("ours", "prune_hooks"):
             self.mask = half_mask(weights, sparsity).to(self.device)
-        if variant in ("ours", "ours_float"):
-            self.weights = weights
-            self.mask.apply_to_weights(weights)
-            # the proposed MaskedTrainer change: masks kept in the weights' dtype, applied with one foreach call
-            self.masked_params = list(weights.values())
-            self.float_masks = [self.mask.tensors[n].to(w.dtype) for n, w in weights.items()]
+        if variant == "ours":
+            self.bound = self.mask.bind(weights)  # exactly what MaskedTrainer does
+            self.bound.apply_to_weights()
         elif variant == "prune_hooks":
             modules = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
             for name, tensor in self.mask.tensors.items():
@@ -212,19 +209,13 @@ class Stepper:
             loss = self.model(**batch).loss
         loss.backward()
         if self.variant == "ours":
-            self.mask.apply_to_grads(self.weights)
-        elif self.variant == "ours_float":
-            with torch.no_grad():
-                torch._foreach_mul_([p.grad for p in self.masked_params], self.float_masks)
+            self.bound.apply_to_grads()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.variant == "ours":
-            self.mask.apply_to_weights(self.weights)
-        elif self.variant == "ours_float":
-            with torch.no_grad():
-                torch._foreach_mul_(self.masked_params, self.float_masks)
+            self.bound.apply_to_weights()
         return loss.detach()
 
 
@@ -314,51 +305,3 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Proposed faster utils.pruning.magnitude_prune (same result, measured side by side by run_benchmarks.py)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def proposed_magnitude_prune(weights, mask, sparsity: float, scope: str = "global"):
-    """utils.pruning.magnitude_prune without boolean indexing and without computing |w| twice: weights already
-    pruned score +inf (never among the `to_remove` smallest, since to_remove <= kept), and the per-matrix pass
-    reads views of the one score vector. Bit-identical masks (same threshold, same tie order)."""
-    from collections import OrderedDict
-
-    from utils.masks import Mask
-    from utils.pruning import _groups, check_sparsity
-
-    check_sparsity(sparsity)
-    new = OrderedDict((n, t.clone()) for n, t in mask.tensors.items())
-    for names in _groups(weights, scope):
-        total = sum(mask.tensors[n].numel() for n in names)
-        kept = sum(int(mask.tensors[n].sum()) for n in names)
-        to_remove = round(sparsity * total) - (total - kept)
-        if to_remove < 0:
-            raise ValueError(f"mask is already sparser ({1 - kept / total:.4f}) than the target {sparsity:.4f}")
-        if to_remove == 0:
-            continue
-        device = weights[names[0]].device
-        kept_masks = [mask.tensors[n].to(device).flatten() for n in names]
-        inf = torch.tensor(float("inf"), device=device)
-        scores = torch.cat([torch.where(k, weights[n].detach().flatten().abs().float(), inf)
-                            for n, k in zip(names, kept_masks)])
-        threshold = torch.kthvalue(scores.cpu() if scores.device.type == "mps" else scores, to_remove).values.to(device)
-        ties_to_remove = to_remove - int((scores < threshold).sum())
-        for n, k, score in zip(names, kept_masks, torch.split(scores, [t.numel() for t in kept_masks])):
-            keep = score > threshold  # pruned entries are +inf: masked out by `& k`
-            tie = score == threshold
-            if ties_to_remove > 0:
-                tie_positions = (k & tie).nonzero().flatten()
-                survivors = tie_positions[ties_to_remove:]
-                ties_to_remove = max(0, ties_to_remove - tie_positions.numel())
-                keep = k & keep
-                keep[survivors] = True
-            else:
-                keep = k & (keep | tie)
-            new[n] = keep.view(weights[n].shape).cpu()
-    return Mask(new)
-

@@ -7,12 +7,13 @@
     python benchmarks/run_benchmarks.py --sections step,masks --json out.json --markdown out.md
 
 Sections (each prints a table):
-  step      one training step: dense vs ours (MaskedTrainer: grad mask before clipping, weight re-mask after the
-            step) vs the original's torch.nn.utils.prune hooks (weight_orig * mask every forward); plus ours
-            under bf16 autocast, and the cost of the two mask operations alone.
-  pipeline  samples/s through the real MaskedTrainer.train: our default input pipeline (dynamic padding,
-            --group_by_length) vs the original's (every example padded to 128, fp32), on WikiANN-like lengths;
-            also masked vs dense with the real trainer, and eval batch 8 vs 64.
+  step      one training step: dense vs ours (MaskedTrainer's step: utils.masks.BoundMask zeroes the pruned
+            gradients before clipping and the pruned weights after the step) vs the original's torch.nn.utils.prune
+            hooks (weight_orig * mask every forward); plus ours under bf16 autocast, and the cost of the two
+            BoundMask operations alone.
+  pipeline  samples/s through the real MaskedTrainer.train: our default input pipeline (dynamic padding, random
+            order) and with --group_by_length vs the original's (every example padded to 128, fp32), on
+            WikiANN-like lengths; also masked vs dense with the real trainer, and eval batch 8 vs 64.
   masks     for an mBERT-size mask (72 matrices, 84,934,656 weights): file size, bits per weight and load time of
             ours (bool, packed) vs the original float32 format; global magnitude pruning time (ours and the
             original's prune.global_unstructured); mask_similarity.py on 12 masks when that script exists.
@@ -72,7 +73,6 @@ def bench_step(cfg: dict) -> dict:
     steppers = {
         "dense": common.Stepper(copy.deepcopy(base), "dense"),
         "ours (masked, 50%)": common.Stepper(copy.deepcopy(base), "ours"),
-        "ours + float masks, foreach (proposed)": common.Stepper(copy.deepcopy(base), "ours_float"),
         "prune hooks (original, 50%)": common.Stepper(copy.deepcopy(base), "prune_hooks"),
         "ours, bf16 autocast": common.Stepper(copy.deepcopy(base), "ours", autocast=torch.bfloat16),
         "dense, bf16 autocast": common.Stepper(copy.deepcopy(base), "dense", autocast=torch.bfloat16),
@@ -93,58 +93,35 @@ def bench_step(cfg: dict) -> dict:
         ref_name = "dense bf16" if name == "ours, bf16 autocast" else "dense"
         rows.append([name, f"{median(values) * 1000:.1f}", f"{paired_ratio(values, reference):.3f} (vs {ref_name})"])
 
-    # the two mask operations alone, on the same model, and the alternatives
-    stepper = steppers["ours (masked, 50%)"]
-    mask_ops = mask_op_costs(stepper.weights, stepper.mask, cfg["reps"])
+    # the two mask operations alone, on the same model
+    mask_ops = mask_op_seconds(steppers["ours (masked, 50%)"].bound, cfg["reps"])
     return {
         "batch": [batch_size, seq],
         "steps_per_timing": k,
         "times_s": times,
         "masked_over_dense": paired_ratio(ours, dense),
-        "proposed_over_dense": paired_ratio(times["ours + float masks, foreach (proposed)"], dense),
         "hooks_over_dense": paired_ratio(times["prune hooks (original, 50%)"], dense),
         "bf16_over_fp32_dense": paired_ratio(times["dense, bf16 autocast"], dense),
-        "mask_ops": mask_ops,
-        "mask_ops_fraction_of_step": mask_ops["ours: grads + weights (bool mul_)"] / median(dense),
+        "mask_ops_s": mask_ops,
+        "mask_ops_fraction_of_step": mask_ops / median(dense),
         "table": markdown_table(["variant", "ms / step (median)", "ratio"], rows),
     }
 
 
-def mask_op_costs(weights, mask, reps: int) -> dict:
-    """Seconds per call of MaskedTrainer's two mask operations (grads before clipping + weights after the step)
-    and of the alternatives a faster version could use."""
-    names = list(mask.tensors)
-    params = [weights[n] for n in names]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.randn_like(p)
-    bools = [mask.tensors[n] for n in names]
-    floats = [b.to(params[0].dtype) for b in bools]
-    inverted = [~b for b in bools]
+def mask_op_seconds(bound, reps: int) -> float:
+    """Median seconds of MaskedTrainer's two mask operations per step, on the real utils.masks.BoundMask: zero the
+    pruned gradients (before clipping) and the pruned weights (after the optimizer step)."""
+    for p in bound.params:  # the step left grads at None (zero_grad(set_to_none=True)): give it some to mask
+        p.grad = torch.randn_like(p)
 
-    @torch.no_grad()
-    def current():
-        mask.apply_to_grads(weights)
-        mask.apply_to_weights(weights)
+    def both():
+        bound.apply_to_grads()
+        bound.apply_to_weights()
 
-    @torch.no_grad()
-    def foreach_float():
-        torch._foreach_mul_([p.grad for p in params], floats)
-        torch._foreach_mul_(params, floats)
-
-    @torch.no_grad()
-    def masked_fill():
-        for p, inv in zip(params, inverted):
-            p.grad.masked_fill_(inv, 0)
-            p.masked_fill_(inv, 0)
-
-    runs = {
-        "ours: grads + weights (bool mul_)": current,
-        "foreach mul_ by float masks": foreach_float,
-        "masked_fill_ by inverted bool masks": masked_fill,
-    }
-    times = interleaved({k: (lambda f=f: timed(f)) for k, f in runs.items()}, max(3, reps))
-    return {k: median(v) for k, v in times.items()}
+    seconds = median(interleaved({"mask ops": lambda: timed(both)}, max(5, reps))["mask ops"])
+    for p in bound.params:
+        p.grad = None
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,6 +141,12 @@ def _setup(model, examples, lengths, tokenizer):
     )
 
 
+ORIGINAL = "original-style: fp32, padded to 128 (--pad_to_max_length), random order"
+DEFAULT = "ours default: dynamic padding, random order"
+DEFAULT_DENSE = "ours default, dense (no mask)"
+GROUPED = "ours + --group_by_length (dynamic padding, length-grouped batches)"
+
+
 def bench_pipeline(cfg: dict, workdir: Path) -> dict:
     from transformers import DataCollatorForTokenClassification
 
@@ -179,10 +162,10 @@ def bench_pipeline(cfg: dict, workdir: Path) -> dict:
     mask = common.half_mask(prunable_weights(base))
     variants = {
         # name: (examples, group_by_length, masked)
-        "original-style: fp32, padded to 128, random order": (padded, False, True),
-        "dynamic padding, random order": (unpadded, False, True),
-        "ours default: dynamic padding + group_by_length": (unpadded, True, True),
-        "ours default, dense (no mask)": (unpadded, True, False),
+        ORIGINAL: (padded, False, True),
+        DEFAULT: (unpadded, False, True),
+        DEFAULT_DENSE: (unpadded, False, False),
+        GROUPED: (unpadded, True, True),
     }
     trainers = {}
     for name, (examples, group, masked) in variants.items():
@@ -192,25 +175,26 @@ def bench_pipeline(cfg: dict, workdir: Path) -> dict:
             trainer = MaskedTrainer(_setup(copy.deepcopy(base), examples, lengths, tokenizer), args)
         trainer.set_mask(mask if masked else None)
         trainers[name] = trainer
-    steps = trainers["ours default: dynamic padding + group_by_length"].steps_per_epoch
-    counter = iter(range(10**9))
+    steps = trainers[DEFAULT].steps_per_epoch
 
     def run(trainer):
+        seeds = iter(range(10**9))  # one per call: every variant sees the same batch orders, rep by rep
+
         def go():
             with contextlib.redirect_stdout(io.StringIO()):
-                trainer.train(steps, seed=next(counter))
+                trainer.train(steps, seed=next(seeds))
         return lambda: timed(go)
 
     times = interleaved({name: run(t) for name, t in trainers.items()}, cfg["reps"])
     samples = steps * batch
-    reference = times["original-style: fp32, padded to 128, random order"]
+    reference = times[ORIGINAL]
     rows = []
     for name, values in times.items():
         rows.append([name, f"{samples / median(values):.1f}", f"{sum(lengths[:samples]) / median(values):.0f}",
                      f"{paired_ratio(reference, values):.2f}x"])
 
     # evaluation: the same forward passes at eval batch 8 vs 64 (dynamic padding, dataset order)
-    model = trainers["ours default: dynamic padding + group_by_length"].model
+    model = trainers[DEFAULT].model
     eval_lengths = common.wikiann_lengths(cfg["eval_n"], seed=2)
     eval_examples = common.ner_examples(eval_lengths, cfg["vocab"], seed=2)
     collator = DataCollatorForTokenClassification(tokenizer)
@@ -236,9 +220,9 @@ def bench_pipeline(cfg: dict, workdir: Path) -> dict:
         "examples": n, "batch": batch, "steps_per_epoch": steps, "mean_length": statistics.mean(lengths),
         "length_percentiles": {p: sorted(lengths)[int(p / 100 * (n - 1))] for p in (5, 50, 95)},
         "times_s": times, "eval_times_s": eval_times,
-        "default_over_original_samples_per_s": paired_ratio(reference, times["ours default: dynamic padding + group_by_length"]),
-        "masked_over_dense_trainer": paired_ratio(times["ours default: dynamic padding + group_by_length"],
-                                                  times["ours default, dense (no mask)"]),
+        "default_over_original_samples_per_s": paired_ratio(reference, times[DEFAULT]),
+        "group_by_length_over_original_samples_per_s": paired_ratio(reference, times[GROUPED]),
+        "masked_over_dense_trainer": paired_ratio(times[DEFAULT], times[DEFAULT_DENSE]),
         "padding_fraction_original": 1 - sum(lengths[:samples]) / padded_tokens,
         "table": markdown_table(["pipeline (masked 50% unless noted)", "samples/s", "real tokens/s",
                                  "speed-up vs original-style"], rows),
@@ -266,10 +250,7 @@ def bench_masks(cfg: dict, workdir: Path) -> dict:
     prune_times = interleaved({
         "magnitude_prune 0% -> 10% (round 1)": lambda: timed(lambda: magnitude_prune(weights, ones, 0.1)),
         "magnitude_prune 50% -> 60% (round 6)": lambda: timed(lambda: magnitude_prune(weights, half, 0.6)),
-        "proposed (no boolean indexing) 0% -> 10%": lambda: timed(lambda: common.proposed_magnitude_prune(weights, ones, 0.1)),
-        "proposed (no boolean indexing) 50% -> 60%": lambda: timed(lambda: common.proposed_magnitude_prune(weights, half, 0.6)),
     }, reps, warmup=False)
-    assert common.proposed_magnitude_prune(weights, half, 0.6).checksum() == magnitude_prune(weights, half, 0.6).checksum()
 
     # the original: prune.global_unstructured(L1) over the same matrices (re-parametrises the model in place)
     modules = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
@@ -474,17 +455,16 @@ def main(argv=None) -> dict:
                 r = bench_step(cfg)
                 text = [f"## Training step (batch {r['batch'][0]} x {r['batch'][1]}, {cfg['reps']} interleaved reps)",
                         "", r["table"], "",
-                        f"masked / dense = {r['masked_over_dense']:.3f} (proposed float masks: "
-                        f"{r['proposed_over_dense']:.3f}); mask operations alone: "
-                        + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in r["mask_ops"].items())
-                        + f" ({r['mask_ops_fraction_of_step']:.2%} of a dense step)"]
+                        f"masked / dense = {r['masked_over_dense']:.3f}; BoundMask.apply_to_grads + apply_to_weights "
+                        f"alone: {r['mask_ops_s'] * 1000:.2f} ms ({r['mask_ops_fraction_of_step']:.2%} of a dense step)"]
             elif section == "pipeline":
                 r = bench_pipeline(cfg, tmp)
                 text = [f"## Input pipeline through MaskedTrainer.train ({r['examples']} WikiANN-like examples, "
                         f"length p5/p50/p95 = {'/'.join(str(v) for v in r['length_percentiles'].values())} word pieces, "
                         f"batch {r['batch']}, one epoch = {r['steps_per_epoch']} steps, {cfg['reps']} interleaved reps)",
                         "", r["table"], "",
-                        f"default / original-style samples/s = {r['default_over_original_samples_per_s']:.2f}x; "
+                        f"default / original-style samples/s = {r['default_over_original_samples_per_s']:.2f}x "
+                        f"(with --group_by_length {r['group_by_length_over_original_samples_per_s']:.2f}x); "
                         f"masked / dense (real trainer, time) = {r['masked_over_dense_trainer']:.3f}; "
                         f"padding in original-style batches: {r['padding_fraction_original']:.0%}"]
             elif section == "masks":

@@ -27,6 +27,7 @@ def test_run_benchmarks_tiny(tmp_path):
     sections = results["sections"]
     assert set(sections) == {"step", "pipeline", "masks"}
     assert sections["step"]["masked_over_dense"] > 0
+    assert sections["step"]["mask_ops_s"] > 0  # the real BoundMask.apply_to_grads + apply_to_weights
     assert sections["pipeline"]["default_over_original_samples_per_s"] > 0
     bits = sections["masks"]["bits_per_weight"]
     assert bits["original: float32 0/1"] > bits["ours: bool (default)"] > bits["ours: packed (--mask_format packed)"]
