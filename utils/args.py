@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import UserError
@@ -35,6 +36,11 @@ class ExperimentTrainingArguments(TrainingArguments):
         metadata={"help": "IMP: optimizer steps per round (the original's pruning interval); 0: split the epoch "
                           "budget over the rounds. Fine-tuning saves no checkpoints."},
     )
+    dataloader_num_workers: int = field(
+        default=-1,
+        metadata={"help": "Processes that collate batches off the training thread; -1: 2 on a GPU, 0 on the CPU "
+                          "(where they would compete with training for the cores)."},
+    )
     group_by_length: bool = field(
         default=False, metadata={"help": "Batch examples of similar length together (less padding, faster)."}
     )
@@ -42,6 +48,8 @@ class ExperimentTrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         if self.output_dir is None:
             raise UserError("--output_dir is required")
+        if self.dataloader_num_workers < 0:
+            self.dataloader_num_workers = 2 if torch.cuda.is_available() and not self.use_cpu else 0
         super().__post_init__()
         if self.train_sampling_strategy == "group_by_length":
             self.group_by_length = True
