@@ -69,7 +69,16 @@ def test_fine_tune_mask_kinds_and_random_init(en_tickets, tiny_models, tmp_path,
         "--data_language", "en", *NER_DATA, "--do_train", "--do_eval", "--max_steps", "2", "--save_steps", "0",
         "--per_device_train_batch_size", "8", "--pruning_type", pruning_type, "--sparsity", "30",
         "--mask_dir", str(out / "masks" / "sparsity_60.pt"), "--weight_init", weight_init, "--use_cpu",
+        "--save_model",
     )
+    if weight_init == "rand":  # the saved model's body is not the checkpoint's
+        import torch
+        from transformers import AutoModel
+
+        trained = AutoModel.from_pretrained(tmp_path / "ft" / "model").state_dict()
+        checkpoint = AutoModel.from_pretrained(tiny_models / "mbert-tiny").state_dict()
+        name = "embeddings.word_embeddings.weight"
+        assert (trained[name] - checkpoint[name]).abs().mean() > 1e-2  # 2 steps of training move far less
     expected = 0.6 if pruning_type == "lth" else 0.3
     assert results["sparsity"] == pytest.approx(expected, abs=1e-4)
     assert results["weights_zero_fraction"] >= results["sparsity"]

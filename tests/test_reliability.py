@@ -68,7 +68,8 @@ def test_resume_with_other_settings_is_refused(tiny_models, tmp_path, run_script
     with pytest.raises(SystemExit) as exit_info:
         run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25", "--seed", "4", "--resume"))
     assert exit_info.value.code == 2
-    assert "other settings" in capsys.readouterr().err and "seed: 3 -> 4"
+    err = capsys.readouterr().err
+    assert "other settings" in err and "seed: 3 -> 4" in err
 
 
 def test_results_are_not_clobbered(tiny_models, tmp_path, run_script, capsys):

@@ -138,3 +138,24 @@ def test_evaluating_during_training_does_not_change_the_training(bert_tagger, tm
     result = trainer.train(num_steps=4, seed=3)
     assert len(result["history"]) == 3
     assert all(torch.equal(v, plain[k]) for k, v in trainer.unwrapped.state_dict().items())
+
+
+def test_fp16_loss_scale_restarts_with_each_round(bert_tagger, tmp_path, monkeypatch):
+    """A resumed round starts from the initial loss scale, so every round must (accelerate has no CPU scaler:
+    give it one, as it does on a GPU under --fp16)."""
+    from accelerate import Accelerator
+
+    from utils import training
+
+    class ScalingAccelerator(Accelerator):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+
+    monkeypatch.setattr(training, "Accelerator", ScalingAccelerator)
+    trainer = _trainer(bert_tagger, tmp_path)
+    trainer.train(num_steps=2, seed=0)
+    scaler = trainer.accelerator.scaler
+    scaler.update(new_scale=8.0)  # as if overflows had backed it off during the round
+    trainer.reset_optimizer(3)
+    assert scaler.get_scale() == pytest.approx(1024.0)

@@ -17,10 +17,11 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PretrainedConfig
 
 from .args import DataArguments, ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments
-from .data import build_splits, check_labels, load_split, pad_multiple
+from .data import build_splits, load_split, pad_multiple
 from .errors import UserError
 from .models import load_model, load_tokenizer
 from .training import TaskSetup
+from .xnli import label_ids
 
 LABEL_WORDS = ("entailment", "neutral", "contradiction")  # XNLI's label ids 0, 1, 2
 UNPARSEABLE = -1
@@ -102,7 +103,7 @@ def build_mt5_xnli(
 
     def encode(split: str, lang: str):
         raw = load_split(data_args, lang, split, ("premise", "hypothesis", "label"), default_hub="facebook/xnli")
-        check_labels(raw, "label", len(LABEL_WORDS), f"XNLI {lang} {split}")
+        raw = label_ids(raw, f"XNLI {lang} {split}")  # ids 0..2, or label words as in utils/xnli.py
         is_train = split == "train"
         target_length = data_args.max_target_length if is_train else data_args.eval_target_length
         return raw.map(

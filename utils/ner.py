@@ -14,6 +14,7 @@ from .models import check_input_length, load_model, load_tokenizer
 from .training import TaskSetup
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]  # WikiANN's tag ids
+INSIDE_OF = [LABELS.index("I-" + tag[2:]) if tag.startswith("B-") else i for i, tag in enumerate(LABELS)]
 
 
 @dataclass
@@ -46,6 +47,7 @@ def build_ner(
     def encode(split: str, lang: str):
         raw = load_split(data_args, lang, split, ("tokens", "ner_tags"), default_hub="unimelb-nlp/wikiann")
         check_labels(raw, "ner_tags", len(LABELS), f"NER {lang} {split}")
+        _check_lengths(raw, f"NER {lang} {split}")
         return raw.map(
             lambda batch: _tokenize_and_align(batch, tokenizer, data_args),
             batched=True,
@@ -73,8 +75,15 @@ def build_ner(
     )
 
 
+def _check_lengths(raw, source: str) -> None:
+    for row, (tokens, tags) in enumerate(zip(raw["tokens"], raw["ner_tags"])):
+        if len(tokens) != len(tags):
+            raise UserError(f"{source} example {row}: {len(tokens)} tokens but {len(tags)} tags")
+
+
 def _tokenize_and_align(batch, tokenizer, data_args: NerDataArguments) -> dict:
-    """Tokenise pre-split words; the label goes on each word's first sub-token, -100 elsewhere."""
+    """Tokenise pre-split words; the label goes on each word's first sub-token, -100 elsewhere (or, with
+    --label_all_tokens, the I- tag of the word's entity on its later sub-tokens)."""
     encoded = tokenizer(
         batch["tokens"],
         is_split_into_words=True,
@@ -90,8 +99,8 @@ def _tokenize_and_align(batch, tokenizer, data_args: NerDataArguments) -> dict:
                 labels.append(-100)
             elif word != previous:
                 labels.append(int(tags[word]))
-            else:
-                labels.append(int(tags[word]) if data_args.label_all_tokens else -100)
+            else:  # a later piece of the same word: I- (a repeated B- would count as a new entity)
+                labels.append(INSIDE_OF[int(tags[word])] if data_args.label_all_tokens else -100)
             previous = word
         all_labels.append(labels)
     encoded["labels"] = all_labels

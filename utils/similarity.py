@@ -453,11 +453,11 @@ def _f(value: Optional[float], digits: int = 3) -> str:
 def format_summary(result: dict) -> str:
     """A compact text table: one row per pair (overall Jaccard, random baseline, ratio), then the N-way overlap."""
     width = max([len("pair")] + [len(f"{p['a']} vs {p['b']}") for p in result["pairs"]])
-    lines = [f"{'pair':<{width}}  {'jaccard':>7}  {'random':>6}  {'ratio':>5}  {'shared weights':>14}"]
+    lines = [f"{'pair':<{width}}  {'jaccard':>7}  {'random':>6}  {'ratio':>5}  {'weights compared':>16}"]
     for pair in result["pairs"]:
         o = pair["overall"]
         lines.append(f"{pair['a'] + ' vs ' + pair['b']:<{width}}  {_f(o['jaccard']):>7}  "
-                     f"{_f(o['random_baseline']):>6}  {_f(o['ratio'], 2):>5}  {o['weights']:>14,}")
+                     f"{_f(o['random_baseline']):>6}  {_f(o['ratio'], 2):>5}  {o['weights']:>16,}")
     overlap = result["overlap"]
     if overlap["overall"]:
         o = overlap["overall"]

@@ -70,6 +70,8 @@ class MaskedTrainer:
         self.eval_loaders = {
             lang: self.accelerator.prepare(self._eval_loader(dataset)) for lang, dataset in setup.eval_datasets.items()
         }
+        scaler = self.accelerator.scaler  # fp16 only: its loss scale is reset with the optimizer each round
+        self._fresh_scaler_state = scaler.state_dict() if scaler is not None and scaler.is_enabled() else None
         self.unwrapped = self.accelerator.unwrap_model(self.model)
         self.weights = prunable_weights(self.unwrapped)
         self.mask: Optional[Mask] = None
@@ -166,6 +168,8 @@ class MaskedTrainer:
         """A fresh optimizer state and LR schedule over `num_steps` (each IMP round starts from scratch)."""
         inner = getattr(self.optimizer, "optimizer", self.optimizer)
         inner.state.clear()
+        if self._fresh_scaler_state is not None:  # a resumed round must start from the same loss scale
+            self.accelerator.scaler.load_state_dict(self._fresh_scaler_state)
         for group in inner.param_groups:
             group["lr"] = group.get("initial_lr", group["lr"])
         self.scheduler = get_scheduler(
