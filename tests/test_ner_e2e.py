@@ -94,3 +94,38 @@ def test_multilingual_mixture_ticket(tiny_models, tmp_path, run_script):
     )
     assert set(results["rounds"][0]["eval"]) == {"en", "fr", "ru", "zh", "average"}
     assert results["languages"] == ["en", "fr", "ru", "zh"]
+
+
+def test_rewind_step_rewinds_later_rounds_to_the_weights_after_k_steps(tiny_models, tmp_path, run_script,
+                                                                       monkeypatch):
+    import torch
+
+    from utils import training
+
+    restored, snapshots = [], []
+    original_restore, original_snapshot = training.MaskedTrainer.restore, training.MaskedTrainer.snapshot
+
+    def spy_restore(self, snapshot):
+        restored.append(snapshot)
+        return original_restore(self, snapshot)
+
+    def spy_snapshot(self):
+        snapshots.append(original_snapshot(self))
+        return snapshots[-1]
+
+    monkeypatch.setattr(training.MaskedTrainer, "restore", spy_restore)
+    monkeypatch.setattr(training.MaskedTrainer, "snapshot", spy_snapshot)
+    results = run_script(
+        "LT_ner.py", "--model_name_or_path", str(tiny_models / "mbert-tiny"), "--output_dir", str(tmp_path / "rw"),
+        "--data_language", "en", *NER_DATA, "--do_train", "--max_train_samples", "32",
+        "--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--save_steps", "4", "--rewind_step", "2",
+        "--prune_rate", "0.3", "--target_sparsity", "0.6", "--use_cpu", "--mask_format", "packed",
+    )
+    assert results["complete"] and results["rewind_step"] == 2
+    packed = tmp_path / "rw" / "masks" / "sparsity_60.pt"
+    assert read_mask_metadata(packed)["file_format"] == "packed-bits-v1"
+    assert Mask.load(packed).num_kept == round(0.4 * Mask.load(packed).num_weights)
+    initial, after_two_steps = snapshots  # taken before training, and after step 2 of round 0
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(initial[name], after_two_steps[name])
+    assert restored[0] is initial and restored[1] is after_two_steps and restored[2] is after_two_steps
