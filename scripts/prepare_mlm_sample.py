@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import re
 import unicodedata
 from pathlib import Path
+
+from make_samples import write_jsonl  # same folder: scripts are run as `python scripts/...`
 
 BLOCK_ORDER = ["ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru",
                "sw", "te", "th", "yo", "zh"]
@@ -139,11 +140,6 @@ def generated_sentences(data: Path, lang: str) -> list[str]:
                 out.append(s)
     return out
 
-
-def write_jsonl(path: Path, rows):
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def main():

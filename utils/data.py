@@ -107,6 +107,20 @@ def build_splits(
     return train, eval_sets
 
 
+def map_examples(dataset: Dataset, function: Callable, data_args: DataArguments, desc: str, **kwargs) -> Dataset:
+    """A batched `datasets` map that replaces the raw columns (tokenisation), cached by the library's fingerprints
+    and rebuilt with --overwrite_cache."""
+    return dataset.map(
+        function,
+        batched=True,
+        remove_columns=dataset.column_names,
+        num_proc=data_args.preprocessing_num_workers,
+        load_from_cache_file=not data_args.overwrite_cache,
+        desc=desc,
+        **kwargs,
+    )
+
+
 def first(dataset: Dataset, count: Optional[int]) -> Dataset:
     """At most `count` examples (all of them when count is None)."""
     return dataset.select(range(min(count, len(dataset)))) if count else dataset

@@ -30,7 +30,7 @@ from transformers import (
 )
 
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import data_file, equal_share_mixture, first, load_split, pad_multiple
+from .data import data_file, equal_share_mixture, first, load_split, map_examples, pad_multiple
 from .errors import UserError
 from .models import load_model, load_tokenizer, max_positions
 from .training import TaskSetup
@@ -85,14 +85,9 @@ def build_mlm(
         raise UserError(f"--block_size {block_size} leaves no room for text next to {len(prefix + suffix)} specials")
 
     def blocks(articles: Dataset, what: str) -> Dataset:
-        return articles.map(
-            to_blocks,
-            batched=True,
+        return map_examples(
+            articles, to_blocks, data_args, desc=f"cutting {what} into blocks",
             fn_kwargs={"tokenizer": tokenizer, "content": content, "prefix": prefix, "suffix": suffix},
-            remove_columns=articles.column_names,
-            num_proc=data_args.preprocessing_num_workers,
-            load_from_cache_file=not data_args.overwrite_cache,
-            desc=f"cutting {what} into blocks",
         )
 
     notes = [f"MLM blocks: {block_size} tokens ({content} of text + {len(prefix + suffix)} specials), "

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PretrainedConfig
 
 from .args import DataArguments, ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments
-from .data import build_splits, load_split, pad_multiple
+from .data import build_splits, load_split, map_examples, pad_multiple
 from .errors import UserError
 from .models import load_model, load_tokenizer
 from .training import TaskSetup
@@ -106,13 +106,9 @@ def build_mt5_xnli(
         raw = label_ids(raw, f"XNLI {lang} {split}")  # ids 0..2, or label words as in utils/xnli.py
         is_train = split == "train"
         target_length = data_args.max_target_length if is_train else data_args.eval_target_length
-        return raw.map(
-            lambda batch: encode_pairs(batch, tokenizer, data_args, target_length, keep_gold=not is_train),
-            batched=True,
-            remove_columns=raw.column_names,
-            num_proc=data_args.preprocessing_num_workers,
-            load_from_cache_file=not data_args.overwrite_cache,
-            desc=f"tokenising {lang} {split}",
+        return map_examples(
+            raw, lambda batch: encode_pairs(batch, tokenizer, data_args, target_length, keep_gold=not is_train),
+            data_args, desc=f"tokenising {lang} {split}",
         )
 
     train, eval_sets = build_splits(data_args, training_args, encode)

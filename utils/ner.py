@@ -8,7 +8,7 @@ from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import build_splits, check_labels, load_split, pad_multiple
+from .data import build_splits, check_labels, load_split, map_examples, pad_multiple
 from .errors import UserError
 from .models import check_input_length, load_model, load_tokenizer
 from .training import TaskSetup
@@ -48,14 +48,8 @@ def build_ner(
         raw = load_split(data_args, lang, split, ("tokens", "ner_tags"), default_hub="unimelb-nlp/wikiann")
         check_labels(raw, "ner_tags", len(LABELS), f"NER {lang} {split}")
         _check_lengths(raw, f"NER {lang} {split}")
-        return raw.map(
-            lambda batch: _tokenize_and_align(batch, tokenizer, data_args),
-            batched=True,
-            remove_columns=raw.column_names,
-            num_proc=data_args.preprocessing_num_workers,
-            load_from_cache_file=not data_args.overwrite_cache,
-            desc=f"tokenising {lang} {split}",
-        )
+        return map_examples(raw, lambda batch: _tokenize_and_align(batch, tokenizer, data_args), data_args,
+                            desc=f"tokenising {lang} {split}")
 
     train, eval_sets = build_splits(data_args, training_args, encode)
     collator = DataCollatorForTokenClassification(

@@ -15,7 +15,7 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import build_splits, check_labels, load_split, pad_multiple
+from .data import build_splits, check_labels, load_split, map_examples, pad_multiple
 from .errors import UserError
 from .models import check_input_length, load_model, load_tokenizer
 from .training import TaskSetup
@@ -51,15 +51,10 @@ def build_xnli(
     def encode(split: str, lang: str) -> Dataset:
         raw = load_split(data_args, lang, split, FIELDS, default_hub=HUB_DATASET)
         raw = label_ids(raw, f"XNLI {lang} {split}")
-        return raw.map(
-            _tokenize_pairs,
-            batched=True,
+        return map_examples(
+            raw, _tokenize_pairs, data_args, desc=f"tokenising XNLI {lang} {split}",
             fn_kwargs={"tokenizer": tokenizer, "max_length": data_args.max_seq_length,
                        "pad": data_args.pad_to_max_length},
-            remove_columns=raw.column_names,
-            num_proc=data_args.preprocessing_num_workers,
-            load_from_cache_file=not data_args.overwrite_cache,
-            desc=f"tokenising XNLI {lang} {split}",
         )
 
     train, eval_sets = build_splits(data_args, training_args, encode)
