@@ -128,6 +128,7 @@ def test_configs_parse(config, imp):
     _, data, extra, _ = parse_args((ModelArguments, Mt5XnliDataArguments, middle, ExperimentTrainingArguments),
                                    [str(REPO / config)])
     assert extra.prune_scope == "per_stack" and data.eval_target_length == 5
+    assert not imp or extra.rewind_scope == "all"
 
 
 # -- formatting and scoring ----------------------------------------------------------------------------------------
@@ -212,6 +213,7 @@ def test_imp_prunes_encoder_and_decoder_each_to_the_sparsity(run_script, common_
                                                         "--target_sparsity", "0.4", "--data_language", "en",
                                                         "--eval_languages", "fr"))
     assert results["complete"] and results["prune_scope"] == "per_stack" and results["schedule"] == [0.0, 0.2, 0.4]
+    assert results["rewind_scope"] == "all"  # the original rewound everything for mT5, lm_head included
     previous = None
     for sparsity in (0.2, 0.4):
         mask = Mask.load(tmp_path / "lt" / "masks" / f"sparsity_{round(sparsity * 100)}.pt")

@@ -123,6 +123,18 @@ class IMPArguments:
         default="bool", metadata={"help": "bool (as the original), or packed (1 bit per weight).",
                                   "choices": ["bool", "packed"]}
     )
+    lr_schedule_span: str = field(
+        default="run",
+        metadata={"help": "run: every round follows the first steps of one schedule over the whole IMP budget, "
+                          "restarted at the peak each round (the original); round: a schedule that ends each round.",
+                  "choices": ["run", "round"]},
+    )
+    rewind_scope: str = field(
+        default="body",
+        metadata={"help": "body: rewind the pre-trained body, the task head keeps training across rounds (the "
+                          "original, for encoder models); all: rewind every parameter.",
+                  "choices": ["body", "all"]},
+    )
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """Training under a fixed mask (the transfer experiments): a saved ticket, a random mask, or a one-shot mask."""
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional
 
 from accelerate import PartialState
@@ -62,12 +61,7 @@ def run_finetune(
 
     stats: dict[str, Any] = {"steps": 0, "train_loss": None, "seconds": 0.0, "history": []}
     if training_args.do_train:
-        steps = (
-            training_args.max_steps
-            if training_args.max_steps > 0
-            else math.ceil(training_args.num_train_epochs * trainer.steps_per_epoch)
-        )
-        stats = trainer.train(steps, seed=training_args.seed, log_prefix="[fine-tune] ")
+        stats = trainer.train(trainer.step_budget, seed=training_args.seed, log_prefix="[fine-tune] ")
     evaluation = trainer.evaluate() if training_args.do_eval else {}
     weight_sparsity = _zero_fraction(trainer.weights)
     results = {

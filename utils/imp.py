@@ -1,7 +1,8 @@
 """Iterative magnitude pruning with rewinding: the loop every LT_*.py script runs.
 
 Round k trains the current mask for `steps_per_round` optimizer steps from the rewind weights, evaluates, prunes
-to the next sparsity of the schedule, saves that mask, and rewinds. The results file is rewritten after every
+to the next sparsity of the schedule, saves that mask, and rewinds (`--rewind_scope`: the body, or everything; the
+learning rate restarts each round on a schedule that `--lr_schedule_span` sets). The results file is rewritten after every
 round, so a killed run continues from its last completed round (`--resume`, or automatically) and, with the
 same seed, produces the same masks as an uninterrupted run.
 """
@@ -21,6 +22,7 @@ from .args import IMPArguments, ExperimentTrainingArguments, config_dict
 from .errors import UserError
 from .io import atomic_write, write_json
 from .masks import Mask, safe_torch_load
+from .models import head_state_names
 from .outputs import RunPaths, imp_resume_state
 from .pruning import magnitude_prune, sparsity_schedule
 from .training import MaskedTrainer, TaskSetup, format_metrics
@@ -49,8 +51,19 @@ def steps_per_round(trainer: MaskedTrainer, args: ExperimentTrainingArguments, n
     """--save_steps, as the original used it; without it, the epoch (or max_steps) budget split over the rounds."""
     if args.save_steps and args.save_steps >= 1:
         return int(args.save_steps)
-    total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * trainer.steps_per_epoch)
-    return max(1, math.ceil(total / num_rounds))
+    return max(1, math.ceil(trainer.step_budget / num_rounds))
+
+
+def lr_schedule_steps(trainer: MaskedTrainer, imp_args: IMPArguments, round_steps: int) -> int:
+    """Length of the LR schedule each round starts afresh and follows for `round_steps` steps.
+
+    `run` (the original): the whole IMP budget, so the rate restarts at its peak each round and decays only a
+    little within it (1875 of 18,750 steps for NER); never shorter than a round, so no step trains at rate 0.
+    `round`: the round itself, decaying to 0 by its end.
+    """
+    if imp_args.lr_schedule_span == "round":
+        return round_steps
+    return max(trainer.step_budget, round_steps)
 
 
 def run_imp(
@@ -87,13 +100,26 @@ def run_imp(
         "script": script,
         "prune_scope": imp_args.prune_scope,
         "prune_schedule": imp_args.prune_schedule,
+        "lr_schedule_span": imp_args.lr_schedule_span,
+        "rewind_scope": imp_args.rewind_scope,
     }
     total_weights = sum(w.numel() for w in weights.values())
+    lr_steps = lr_schedule_steps(trainer, imp_args, round_steps)
+    carried_names = head_state_names(trainer.unwrapped) if imp_args.rewind_scope == "body" else []
     trainer.print(
         f"IMP on {setup.task} ({','.join(setup.train_languages)}): {len(schedule)} rounds x {round_steps} steps, "
         f"sparsity {schedule[0]:.0%} -> {schedule[-1]:.0%} ({imp_args.prune_schedule}, {imp_args.prune_scope}), "
         f"{total_weights:,} prunable weights in {len(weights)} matrices"
     )
+    trainer.print(
+        f"each round: learning rate over the first {round_steps} of {lr_steps} schedule steps "
+        f"(--lr_schedule_span {imp_args.lr_schedule_span}); rewinds "
+        + (f"all but {', '.join(carried_names)}" if carried_names else "every parameter")
+        + f" (--rewind_scope {imp_args.rewind_scope})"
+    )
+    if imp_args.lr_schedule_span == "run" and trainer.step_budget < round_steps:
+        trainer.print(f"note: the budget ({trainer.step_budget} steps from --num_train_epochs/--max_steps) is shorter "
+                      f"than a round ({round_steps}); the schedule spans one round instead")
     for note in setup.notes:
         trainer.print(note)
 
@@ -102,6 +128,7 @@ def run_imp(
         done = results["rounds"]
         snapshot = safe_torch_load(paths.rewind_weights)
         mask = Mask.load(paths.root / done[-1]["next_mask"]).fit(weights, source="resumed mask")
+        carried = safe_torch_load(paths.root / done[-1]["carried_weights"]) if carried_names else None
         start = len(done)
         trainer.print(f"resuming {paths.root}: {start} completed round(s) kept, continuing at sparsity {schedule[start]:.1%}")
     else:
@@ -125,6 +152,7 @@ def run_imp(
         }
         snapshot = trainer.snapshot()  # the freshly loaded (seeded) weights: the same on a restart
         mask = Mask.ones_like(weights)
+        carried = None
         start = 0
         if imp_args.rewind_step == 0:
             _save_rewind_weights(trainer, paths, snapshot)
@@ -136,6 +164,8 @@ def run_imp(
         set_seed(training_args.seed + k)
         trainer.set_mask(mask)
         trainer.restore(snapshot)
+        if carried is not None:  # --rewind_scope body: the head goes on from where the last round left it
+            trainer.load_subset(carried)
         checksum = trainer.mask_checksums_agree()
         prefix = f"[round {k} | sparsity {schedule[k]:.1%}] "
         on_step = None
@@ -145,7 +175,9 @@ def run_imp(
                 if step == imp_args.rewind_step:
                     snapshot = trainer.snapshot()
                     _save_rewind_weights(trainer, paths, snapshot)
-        stats = trainer.train(round_steps, seed=training_args.seed + k, on_step=on_step, log_prefix=prefix)
+        stats = trainer.train(
+            round_steps, seed=training_args.seed + k, on_step=on_step, log_prefix=prefix, schedule_steps=lr_steps
+        )
         evaluation = trainer.evaluate() if training_args.do_eval else {}
         entry: dict[str, Any] = {
             "round": k,
@@ -173,14 +205,19 @@ def run_imp(
             entry["next_mask"] = str(mask_path.relative_to(paths.root))
             entry["prune_seconds"] = round(time.time() - started, 3)
             trainer.print(f"{prefix}pruned to {mask.sparsity:.2%} -> {mask_path}")
+            if carried_names:
+                carried = trainer.state_subset(carried_names)
+                entry["carried_weights"] = _save_carried_weights(trainer, paths, k, carried)
         results["rounds"].append(entry)
         results["complete"] = k + 1 == len(schedule)
         if trainer.is_main:
             write_json(paths.imp_results, results)
+            if k > 0:  # the results file now points at this round's head; the previous one is not needed
+                paths.carried_weights(k - 1).unlink(missing_ok=True)
         trainer.accelerator.wait_for_everyone()
 
     if trainer.is_main:
-        paths.rewind_weights.unlink(missing_ok=True)
+        paths.clear_resume_files()
         print_imp_table(results)
     return results
 
@@ -188,6 +225,14 @@ def run_imp(
 def _save_rewind_weights(trainer: MaskedTrainer, paths: RunPaths, snapshot: dict[str, torch.Tensor]) -> None:
     if trainer.is_main:
         atomic_write(paths.rewind_weights, lambda tmp: torch.save(snapshot, tmp))
+
+
+def _save_carried_weights(trainer: MaskedTrainer, paths: RunPaths, k: int, carried: dict[str, torch.Tensor]) -> str:
+    """The head after round k, which round k+1 starts from; the round's results entry names it, for resuming."""
+    path = paths.carried_weights(k)
+    if trainer.is_main:
+        atomic_write(path, lambda tmp: torch.save(carried, tmp))
+    return str(path.relative_to(paths.root))
 
 
 def print_imp_table(results: dict) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
+
 from transformers import AutoConfig, AutoTokenizer, set_seed
 from transformers.utils import logging as hf_logging
 
@@ -76,3 +78,22 @@ def check_input_length(model, length: int, flag: str) -> None:
 def max_positions(model) -> int | None:
     """The longest input the model's position embeddings allow (None: relative positions, no hard limit)."""
     return getattr(model.config, "max_position_embeddings", None)
+
+
+def head_state_names(model) -> list[str]:
+    """State-dict entries outside the pre-trained body: what `--rewind_scope body` lets keep training.
+
+    The body is the submodule under `base_model_prefix` (`bert.*`, pooler included, as the original rewound); a
+    model without one (mT5) counts everything but an untied output layer (`lm_head`) as body. Entries that share
+    storage with the body (MLM's decoder tied to the word embeddings) are body.
+    """
+    state = model.state_dict()
+    prefix = getattr(model, "base_model_prefix", "")
+    if prefix and isinstance(getattr(model, prefix, None), torch.nn.Module):
+        outside = [name for name in state if not name.startswith(prefix + ".")]
+    else:
+        output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        names = [name for name, module in model.named_modules() if output is not None and module is output]
+        outside = [key for key in state if names and key.startswith(names[0] + ".")]
+    body_storage = {state[name].data_ptr() for name in state if name not in outside}
+    return [name for name in outside if state[name].data_ptr() not in body_storage]

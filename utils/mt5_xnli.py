@@ -67,12 +67,19 @@ class Mt5XnliDataArguments(DataArguments):
 
 @dataclass
 class Mt5IMPArguments(IMPArguments):
-    """IMP for mT5: by default encoder and decoder are each pruned to the round's sparsity, as the original did."""
+    """IMP for mT5 with the original's defaults: encoder and decoder each pruned to the round's sparsity, and
+    every parameter rewound."""
 
     prune_scope: str = field(
         default="per_stack",
         metadata={"help": "per_stack: encoder and decoder each to the sparsity (the original); global: one ranking.",
                   "choices": ["global", "per_stack"]},
+    )
+    rewind_scope: str = field(
+        default="all",
+        metadata={"help": "all: rewind every parameter, lm_head included (the original, for mT5); body: the "
+                          "output layer keeps training across rounds.",
+                  "choices": ["body", "all"]},
     )
 
 

@@ -37,13 +37,25 @@ class RunPaths:
         """The weights every IMP round rewinds to; kept until the run completes, so it can resume."""
         return self.root / "rewind_weights.pt"
 
+    def carried_weights(self, round_index: int) -> Path:
+        """The task head after a round, which the next round starts from (--rewind_scope body); for resuming."""
+        return self.root / f"carried_weights_round_{round_index}.pt"
+
+    def resume_files(self) -> list[Path]:
+        """Files an unfinished IMP run needs to resume, removed once it completes."""
+        return [self.rewind_weights, *sorted(self.root.glob("carried_weights_round_*.pt"))]
+
+    def clear_resume_files(self) -> None:
+        for path in self.resume_files():
+            path.unlink(missing_ok=True)
+
     @property
     def model_dir(self) -> Path:
         return self.root / "model"
 
     def result_entries(self) -> list[Path]:
         """Files and folders this project writes into an output directory."""
-        candidates = [self.imp_results, self.finetune_results, self.masks_dir, self.rewind_weights, self.model_dir]
+        candidates = [self.imp_results, self.finetune_results, self.masks_dir, *self.resume_files(), self.model_dir]
         return [p for p in candidates if p.exists()]
 
     def clear_results(self) -> None:

@@ -90,6 +90,13 @@ class MaskedTrainer:
     def steps_per_epoch(self) -> int:
         return max(1, len(self.train_loader) // self.args.gradient_accumulation_steps)
 
+    @property
+    def step_budget(self) -> int:
+        """Optimizer steps the run's budget allows: --max_steps, else --num_train_epochs of the training data."""
+        if self.args.max_steps > 0:
+            return self.args.max_steps
+        return math.ceil(self.args.num_train_epochs * self.steps_per_epoch)
+
     # -- data ----------------------------------------------------------------------------------------------------
     def _train_loader(self) -> DataLoader:
         args, dataset = self.args, self.setup.train_dataset
@@ -155,6 +162,16 @@ class MaskedTrainer:
         self.unwrapped.load_state_dict(snapshot, strict=True)
         self._mask_weights()
 
+    def state_subset(self, names: list[str]) -> dict[str, torch.Tensor]:
+        """CPU copies of some state-dict entries (the task head that `--rewind_scope body` carries over)."""
+        state = self.unwrapped.state_dict()
+        return {name: state[name].detach().to("cpu", copy=True) for name in names}
+
+    def load_subset(self, subset: dict[str, torch.Tensor]) -> None:
+        unexpected = self.unwrapped.load_state_dict(subset, strict=False).unexpected_keys
+        if unexpected:
+            raise UserError(f"saved weights do not fit the model: unexpected {', '.join(unexpected[:3])}")
+
     def mask_checksums_agree(self) -> str:
         """Prove every rank holds the same mask (a no-op check with one process)."""
         checksum = self.mask.checksum() if self.mask is not None else "dense"
@@ -165,7 +182,7 @@ class MaskedTrainer:
 
     # -- training ------------------------------------------------------------------------------------------------
     def reset_optimizer(self, num_steps: int) -> None:
-        """A fresh optimizer state and LR schedule over `num_steps` (each IMP round starts from scratch)."""
+        """A fresh optimizer state and an LR schedule over `num_steps`, from its first step (each IMP round)."""
         inner = getattr(self.optimizer, "optimizer", self.optimizer)
         inner.state.clear()
         if self._fresh_scaler_state is not None:  # a resumed round must start from the same loss scale
@@ -186,10 +203,14 @@ class MaskedTrainer:
         seed: int,
         on_step: Optional[Callable[[int], None]] = None,
         log_prefix: str = "",
+        schedule_steps: Optional[int] = None,
     ) -> dict[str, Any]:
-        """Run `num_steps` optimizer steps under the current mask; returns loss, steps, seconds, eval history."""
+        """Run `num_steps` optimizer steps under the current mask; returns loss, steps, seconds, eval history.
+
+        The learning rate follows the first `num_steps` steps of a fresh schedule over `schedule_steps` (default:
+        `num_steps`, a schedule that ends with the training)."""
         args, accelerator, model = self.args, self.accelerator, self.model
-        self.reset_optimizer(num_steps)
+        self.reset_optimizer(schedule_steps or num_steps)
         model.train()
         batches = self._batches(seed)
         step, window_loss, window_batches, total_loss, total_batches = 0, None, 0, 0.0, 0
