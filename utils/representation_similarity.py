@@ -18,6 +18,7 @@ import numpy as np
 from .cca import check_cca_samples, linear_cka, pwcca, svcca
 from .errors import UserError
 from .io import write_json
+from .masks import common_model
 from .retrieval import ParallelEmbeddingArguments, embed_layers, load_pairs_and_model, masked_models
 from .similarity import csv_text, default_label, write_text
 
@@ -81,17 +82,6 @@ def check_arguments(args: RepresentationArguments) -> None:
         raise UserError("--compare dense_vs_ticket needs --src_mask or --tgt_mask (the ticket)")
 
 
-def check_same_model(args: RepresentationArguments) -> None:
-    """Two masks whose metadata name different checkpoints are tickets of different models."""
-    from .masks import read_mask_metadata
-
-    models = {path: read_mask_metadata(path).get("model") for path in (args.src_mask, args.tgt_mask) if path}
-    names = {Path(str(m)).name for m in models.values() if m}
-    if len(names) > 1:
-        raise UserError("the masks come from different models: "
-                        + ", ".join(f"{path} from {model}" for path, model in models.items()))
-
-
 def mask_label(info: Optional[dict]) -> str:
     """'ner/en/50%' from the mask's metadata (its file name when it has none), 'dense' without a mask."""
     return "dense" if info is None else default_label(info["path"], info["metadata"] | {"sparsity": info["sparsity"]})
@@ -118,7 +108,7 @@ def comparisons(args: RepresentationArguments, data, model, embed) -> list[dict]
 
 def run_representation_similarity(model_args, args: RepresentationArguments) -> dict:
     check_arguments(args)
-    check_same_model(args)
+    common_model(path for path in (args.src_mask, args.tgt_mask) if path)
     data, tokenizer, model = load_pairs_and_model(model_args, args)
     hidden = getattr(model.config, "hidden_size", None) or getattr(model.config, "d_model")
     dims = min(args.cca_dims or hidden, hidden)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import UserError
 from .io import atomic_write, write_json
-from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata
+from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata, source_name
 
 MAX_PRINTED_MISMATCHES = 20
 
@@ -116,13 +116,9 @@ def load_packed(path: str | Path, label: str = "") -> PackedMask:
 
 def default_label(path: str | Path, metadata: dict) -> str:
     """'ner/en/50%' from the mask's metadata; the file name when there is none."""
-    task = metadata.get("task")
-    languages = metadata.get("languages")
-    if isinstance(languages, str):
-        languages = [languages]
     sparsity = metadata.get("sparsity")
-    if task and languages:
-        label = f"{task}/{'+'.join(languages)}"
+    label = source_name(metadata)
+    if label:
         if isinstance(sparsity, (int, float)):
             label += f"/{format(round(100 * sparsity, 1), 'g')}%"
         return label
