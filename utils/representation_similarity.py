@@ -112,7 +112,10 @@ def run_representation_similarity(model_args, args: RepresentationArguments) -> 
     data, tokenizer, model = load_pairs_and_model(model_args, args)
     hidden = getattr(model.config, "hidden_size", None) or getattr(model.config, "d_model")
     dims = min(args.cca_dims or hidden, hidden)
-    check_cca_samples(len(data.src), dims, dims, "sentence pairs")  # before embedding: fail fast
+    try:  # before embedding anything: fail fast
+        check_cca_samples(len(data.src), dims, dims, "sentence pairs")
+    except UserError as error:
+        raise UserError(f"{error}; use more pairs, or --cca_dims K with 2K < {len(data.src)}") from None
     print(f"representation similarity {data.src_lang}-{data.tgt_lang} ({args.compare}): {len(data.src)} pairs "
           f"from {data.source}, {args.pooling} pooling")
     embed = partial(embed_layers, tokenizer=tokenizer, pooling=args.pooling, batch_size=args.batch_size,
