@@ -265,6 +265,29 @@ def read_mask_metadata(mask_path: str | Path) -> dict:
     return _read_metadata(sidecar) if sidecar.is_file() else {}
 
 
+def source_name(metadata: Mapping) -> str | None:
+    """'ner/en' (task/languages) from a mask's metadata; 'ner/intersection(en,fr)' for a mask that mask_ops.py
+    combined from others; None when the metadata does not say."""
+    task, languages = metadata.get("task"), metadata.get("languages")
+    if isinstance(languages, str):
+        languages = [languages]
+    if not task or not languages:
+        return None
+    operation = metadata.get("operation")
+    return f"{task}/{operation}({','.join(languages)})" if operation else f"{task}/{'+'.join(languages)}"
+
+
+def common_model(paths: Iterable[str | Path]) -> str | None:
+    """The model the masks' metadata name (compared by its last path part, so a local copy of a hub model
+    matches); None when none names one. Masks of different models stop with one line."""
+    models = {str(p): read_mask_metadata(p).get("model") for p in paths}
+    named = {path: model for path, model in models.items() if model}
+    if len({Path(str(model)).name for model in named.values()}) > 1:
+        raise UserError("the masks come from different models: "
+                        + ", ".join(f"{path} from {model}" for path, model in named.items()))
+    return next(iter(named.values()), None)
+
+
 def _read_metadata(sidecar: Path) -> dict:
     try:
         data = read_json(sidecar)

@@ -132,6 +132,8 @@ def per_layer_lines(
     path: str | Path,
     title: str,
     ylabel: str = "Jaccard similarity",
+    baseline_label: str = "random baseline",
+    xlabel: str = "layer",
 ) -> Path:
     """One solid line per (label, values, baseline) over the layers, its random baseline dashed in the same colour.
 
@@ -154,9 +156,9 @@ def per_layer_lines(
             ax.plot(x, b, linestyle="--", linewidth=1.0, color=color, alpha=0.8)
     if shared_baseline:
         ax.plot(x, np.nanmean(baselines, axis=0), linestyle="--", color="grey", linewidth=1.3,
-                label="random baseline")
+                label=baseline_label)
     else:
-        ax.plot([], [], linestyle="--", color="grey", label="random baseline (dashed, per pair)")
+        ax.plot([], [], linestyle="--", color="grey", label=f"{baseline_label} (dashed, same colour)")
     ax.set_xticks(x)
     ax.set_xticklabels(layers, rotation=45 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center",
                        fontsize=8)
@@ -164,7 +166,7 @@ def per_layer_lines(
     observed = [np.nan if v is None else v for _, values, _ in series for v in values]
     top = np.nanmax(np.concatenate([baselines.ravel(), observed]))
     ax.set_ylim(0.0, min(1.0, float(top) + 0.05) if np.isfinite(top) else 1.0)  # from 0: no zoomed-in chance gaps
-    ax.set_xlabel("layer")
+    ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     if entries <= 8:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import UserError
 from .io import write_json
+from .masks import source_name
 from .outputs import FINETUNE_RESULTS, IMP_RESULTS, read_results
 from .similarity import csv_text, write_text
 
@@ -132,8 +133,8 @@ def read_finetune_run(path: Path) -> FinetuneRun:
     if sparsity is None:
         sparsity = _number(data.get("sparsity")) or 0.0
     if kind == "lth":
-        if source_task and source_languages:
-            source = f"{source_task}/{'+'.join(source_languages)}"
+        if source_name(meta):
+            source = source_name(meta)
         else:  # a mask without metadata (e.g. the original code's): all we know is its file
             source = f"mask:{mask.get('path', '?')}"
     else:

@@ -31,10 +31,10 @@ _LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
 
 
 @dataclass
-class RetrievalArguments:
-    """sentence_retrieval.py's flags (the model comes from ModelArguments: --model_name_or_path)."""
+class ParallelEmbeddingArguments:
+    """Flags shared by the scripts that embed parallel sentences per layer (the model comes from ModelArguments)."""
 
-    output_dir: str = field(metadata={"help": "Where retrieval_<name>.json and .png go."})
+    output_dir: str = field(metadata={"help": "Where the JSON (and CSV, PNG) files go."})
     tsv: Optional[str] = field(
         default=None, metadata={"help": "Local TSV of aligned sentences: source<TAB>target per line (header optional)."}
     )
@@ -50,11 +50,17 @@ class RetrievalArguments:
     tgt_mask: Optional[str] = field(default=None, metadata={"help": "Mask .pt applied when embedding the targets."})
     pooling: str = field(default="mean", metadata={"help": "mean over real tokens, or cls (first token).",
                                                    "choices": ["mean", "cls"]})
-    k: int = field(default=5, metadata={"help": "Neighbours for the margin (the paper: 5)."})
     batch_size: int = field(default=32, metadata={"help": "Sentences per forward pass."})
     max_seq_length: int = field(default=128, metadata={"help": "Longer sentences are truncated."})
     name: Optional[str] = field(default=None, metadata={"help": "Output file stem (default: <src>-<tgt>)."})
     no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figure."})
+
+
+@dataclass
+class RetrievalArguments(ParallelEmbeddingArguments):
+    """sentence_retrieval.py's flags."""
+
+    k: int = field(default=5, metadata={"help": "Neighbours for the margin (the paper: 5)."})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -180,6 +186,20 @@ def apply_mask_file(model: nn.Module, path: str) -> dict:
             "metadata": {k: v for k, v in meta.items() if k != "per_layer_sparsity"}}
 
 
+def masked_models(model: nn.Module, src_mask: Optional[str], tgt_mask: Optional[str], keep_dense: bool = False
+                  ) -> tuple[tuple[nn.Module, Optional[dict]], tuple[nn.Module, Optional[dict]]]:
+    """(model, mask info) for the sources and for the targets: one copy per distinct mask, so a side without a
+    mask stays dense. When both sides have masks and not `keep_dense`, the model itself takes the last one."""
+    distinct = list(dict.fromkeys(path for path in (src_mask, tgt_mask) if path))
+    in_place = not keep_dense and bool(src_mask) and bool(tgt_mask)  # no side needs the dense model
+    holders = [copy.deepcopy(model) for _ in range(len(distinct) - in_place)]  # copied before any mask applies
+    holders += [model] if in_place else []
+    copies: dict[Optional[str], tuple[nn.Module, Optional[dict]]] = {None: (model, None)}
+    for path, holder in zip(distinct, holders):
+        copies[path] = (holder, apply_mask_file(holder, path))
+    return copies[src_mask or None], copies[tgt_mask or None]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Embeddings and margin retrieval
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,8 +207,9 @@ def apply_mask_file(model: nn.Module, path: str) -> dict:
 
 @torch.no_grad()
 def embed_layers(model: nn.Module, tokenizer, sentences: Sequence[str], pooling: str = "mean", batch_size: int = 32,
-                 max_length: int = 128) -> np.ndarray:
-    """[layers + 1, sentences, hidden] float32, L2-normalised; an encoder-decoder model uses its encoder."""
+                 max_length: int = 128, normalize: bool = True) -> np.ndarray:
+    """[layers + 1, sentences, hidden] float32, L2-normalised unless `normalize=False`; an encoder-decoder model
+    uses its encoder."""
     encoder = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
     encoder.eval()
     device = next(encoder.parameters()).device
@@ -206,7 +227,9 @@ def embed_layers(model: nn.Module, tokenizer, sentences: Sequence[str], pooling:
         else:
             weights = inputs["attention_mask"].to(states.dtype)[None, :, :, None]
             pooled = (states * weights).sum(2) / weights.sum(2).clamp(min=1.0)
-        pooled = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+        if normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        pooled = pooled.cpu().numpy()
         if result is None:
             result = np.empty((pooled.shape[0], len(sentences), pooled.shape[2]), dtype=np.float32)
         result[:, index] = pooled
@@ -252,7 +275,7 @@ def retrieval_by_layer(src_layers: np.ndarray, tgt_layers: np.ndarray, k: int = 
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def load_pairs(args: RetrievalArguments) -> ParallelData:
+def load_pairs(args: ParallelEmbeddingArguments) -> ParallelData:
     if args.tsv and args.dataset_name:
         raise UserError("pass either --tsv or --dataset_name, not both")
     if args.tsv:
@@ -266,13 +289,12 @@ def load_pairs(args: RetrievalArguments) -> ParallelData:
                     "or --dataset_name wmt14 --dataset_config fr-en")
 
 
-def run_retrieval(model_args, args: RetrievalArguments) -> dict:
+def load_pairs_and_model(model_args, args: ParallelEmbeddingArguments) -> tuple[ParallelData, object, nn.Module]:
+    """Check the flags, then read the pairs, the tokenizer and the base model (AutoModel, on the GPU if any)."""
     from transformers import AutoModel
 
     from .models import load_model, load_tokenizer
 
-    if args.k < 1:
-        raise UserError(f"--k must be >= 1, got {args.k}")
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be >= 1, got {args.batch_size}")
     for path in (args.src_mask, args.tgt_mask):
@@ -282,12 +304,14 @@ def run_retrieval(model_args, args: RetrievalArguments) -> dict:
     tokenizer = load_tokenizer(model_args)
     model = load_model(AutoModel, model_args)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    tgt_model = copy.deepcopy(model) if args.tgt_mask != args.src_mask else model
-    src_info = apply_mask_file(model, args.src_mask) if args.src_mask else None
-    if tgt_model is model:
-        tgt_info = src_info
-    else:
-        tgt_info = apply_mask_file(tgt_model, args.tgt_mask) if args.tgt_mask else None
+    return data, tokenizer, model
+
+
+def run_retrieval(model_args, args: RetrievalArguments) -> dict:
+    if args.k < 1:
+        raise UserError(f"--k must be >= 1, got {args.k}")
+    data, tokenizer, model = load_pairs_and_model(model_args, args)
+    (model, src_info), (tgt_model, tgt_info) = masked_models(model, args.src_mask, args.tgt_mask)
     print(f"retrieval {data.src_lang}->{data.tgt_lang}: {len(data.src)} pairs from {data.source}, "
           f"{args.pooling} pooling, k={args.k}")
     src = embed_layers(model, tokenizer, data.src, args.pooling, args.batch_size, args.max_seq_length)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import UserError
 from .io import atomic_write, write_json
-from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata
+from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata, source_name
 
 MAX_PRINTED_MISMATCHES = 20
 
@@ -37,6 +37,18 @@ class SimilarityArguments:
         default=None, metadata={"help": "One label per mask (default: task/language/sparsity from its metadata)."}
     )
     no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figures."})
+    by: str = field(
+        default="layer", metadata={"help": "layer: overall, per layer and per matrix type; head: also per attention "
+                                           "head and FFN block, and each mask's language-specific weights.",
+                                   "choices": ["layer", "head"]}
+    )
+    num_heads: Optional[int] = field(
+        default=None, metadata={"help": "--by head: attention heads per layer (default: from the model's config)."}
+    )
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "--by head: the model whose config gives the heads (default: the masks' "
+                                        "metadata)."}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -67,6 +79,11 @@ class PackedMask:
 
     def matrix_words(self, i: int) -> np.ndarray:
         return self.words[self.starts[i]: self.starts[i + 1]]
+
+    def matrix(self, i: int) -> np.ndarray:
+        """Matrix i unpacked to a bool array of its shape."""
+        bits = np.unpackbits(self.matrix_words(i).view(np.uint8), count=int(self.numel[i]))
+        return bits.astype(bool).reshape(self.shapes[i])
 
     @property
     def sparsity(self) -> float:
@@ -116,13 +133,9 @@ def load_packed(path: str | Path, label: str = "") -> PackedMask:
 
 def default_label(path: str | Path, metadata: dict) -> str:
     """'ner/en/50%' from the mask's metadata; the file name when there is none."""
-    task = metadata.get("task")
-    languages = metadata.get("languages")
-    if isinstance(languages, str):
-        languages = [languages]
     sparsity = metadata.get("sparsity")
-    if task and languages:
-        label = f"{task}/{'+'.join(languages)}"
+    label = source_name(metadata)
+    if label:
         if isinstance(sparsity, (int, float)):
             label += f"/{format(round(100 * sparsity, 1), 'g')}%"
         return label
@@ -360,6 +373,11 @@ def compare_masks(masks: Sequence[PackedMask]) -> dict:
 
 def load_and_compare(paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None) -> dict:
     """Check the inputs, load each mask once, compare them all."""
+    return compare_masks(load_all(paths, labels))
+
+
+def load_all(paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None) -> list[PackedMask]:
+    """Check the paths and labels, then load and pack each mask once."""
     paths = [str(p) for p in paths]
     if len(paths) < 2:
         raise UserError(f"need at least 2 masks to compare, got {len(paths)}")
@@ -373,7 +391,7 @@ def load_and_compare(paths: Sequence[str | Path], labels: Optional[Sequence[str]
             raise UserError(f"mask file not found: {path}")
     if labels is None:
         labels = unique_labels(paths, [read_mask_metadata(p) for p in paths])
-    return compare_masks([load_packed(p, label) for p, label in zip(paths, labels)])
+    return [load_packed(p, label) for p, label in zip(paths, labels)]
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
@@ -478,12 +496,20 @@ def format_summary(result: dict) -> str:
 
 
 def print_similarity_summary(mask_paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None,
-                             output_dir: Optional[str | Path] = None, plots: bool = True) -> dict:
-    """For the offline demo's last step: compare the masks, print the summary table, write files if asked."""
-    result = load_and_compare(mask_paths, labels)
+                             output_dir: Optional[str | Path] = None, plots: bool = True,
+                             args: Optional[SimilarityArguments] = None) -> dict:
+    """Compare the masks, print the summary table, write files if asked; with `args.by == 'head'` also the
+    per-head analysis (utils/head_similarity.py) under result['by_head']."""
+    masks = load_all(mask_paths, labels)
+    result = compare_masks(masks)
     print(f"\nmask similarity ({len(result['labels'])} masks)")
     print(format_summary(result))
     if output_dir is not None:
         write_outputs(result, output_dir, plots=plots)
+    if args is not None and args.by == "head":
+        from .head_similarity import run_head_analysis
+
+        result["by_head"] = run_head_analysis(masks, args, output_dir, plots)
+    if output_dir is not None:
         print(f"written to {output_dir}")
     return result

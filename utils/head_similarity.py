@@ -1,0 +1,256 @@
+"""Where do tickets differ? Jaccard per attention head and per FFN block, and each mask's language-specific weights
+(mask_similarity.py --by head; the masks are loaded and packed once by utils/similarity.py).
+
+- Head h of an attention block with H heads of size d = rows / H: rows h*d .. (h+1)*d - 1 of the query, key and
+  value matrices (the head's own projections) and the same columns of the attention-output matrix (what it writes
+  back to the residual stream): 4 * d * hidden weights. mT5: the q, k, v rows and o columns of each SelfAttention,
+  and of each EncDecAttention (the block 'decoder.i cross').
+- The FFN block of a layer: its whole feed-forward sublayer (BERT: intermediate and output; mT5: wi or wi_0/wi_1,
+  and wo), one cell per layer beside the heads.
+- Language-specific weights of mask i: kept by i and by no other mask, as a share of i's kept weights, per layer
+  and per matrix type; for independent random masks it is prod over j != i of (1 - p_j), the densities p of the
+  group, which every figure carries as its random baseline.
+
+H comes from --num_heads, else from the config of --model_name_or_path or of the model the masks' metadata name.
+"""
+from __future__ import annotations
+
+import re
+from itertools import combinations
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import UserError, first_line
+from .io import write_json
+from .masks import common_model, layer_of, layer_sort_key, matrix_type
+from .similarity import PackedMask, _pair_stats, common_layout, csv_text, write_text
+
+FFN = "FFN"
+
+
+def unit_of(name: str) -> Optional[tuple[str, str, int]]:
+    """(block, 'attention' or 'ffn', the axis that indexes heads or neurons) of a prunable matrix; None (pooler)."""
+    kind, layer = matrix_type(name), layer_of(name)
+    bert = {"query": 0, "key": 0, "value": 0, "attention_output": 1}
+    if kind in bert:
+        return layer, "attention", bert[kind]
+    if kind in ("intermediate", "output"):
+        return layer, "ffn", 0 if kind == "intermediate" else 1
+    t5 = re.match(r"^(encoder|decoder)\.(self_attn|cross_attn|ffn)\.(\w+)$", kind)
+    if not t5:
+        return None
+    sublayer, weight = t5.group(2), t5.group(3)
+    if sublayer == "ffn":
+        return layer, "ffn", 1 if weight == "wo" else 0
+    return (layer if sublayer == "self_attn" else f"{layer} cross"), "attention", 1 if weight == "o" else 0
+
+
+def block_sort_key(block: str) -> tuple:
+    layer, _, cross = block.partition(" ")
+    return (*layer_sort_key(layer), cross)
+
+
+def resolve_num_heads(masks: Sequence[PackedMask], num_heads: Optional[int], model: Optional[str]) -> tuple[int, str]:
+    """(heads per attention block, where the number came from)."""
+    if num_heads is not None:
+        if num_heads < 1:
+            raise UserError(f"--num_heads must be >= 1, got {num_heads}")
+        return num_heads, "--num_heads"
+    model = model or common_model(m.path for m in masks if m.path)
+    if not model:
+        raise UserError("--by head needs the number of attention heads: pass --num_heads or --model_name_or_path "
+                        "(the masks' metadata name no model)")
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the config of {model} for the number of heads ({first_line(error)}); "
+                        "pass --num_heads") from None
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "num_heads", None)
+    if not heads:
+        raise UserError(f"the config of {model} names no number of attention heads; pass --num_heads")
+    return int(heads), f"the config of {model}"
+
+
+def per_unit(bits: np.ndarray, axis: int, units: int) -> np.ndarray:
+    """Counts of True per head (split along `axis` into `units` equal slices) of a 2-d bool matrix."""
+    if axis == 0:
+        return bits.reshape(units, -1).sum(axis=1)
+    return bits.reshape(bits.shape[0], units, -1).sum(axis=(0, 2))
+
+
+def head_analysis(masks: Sequence[PackedMask], heads: int) -> dict:
+    """Jaccard per (block, head or FFN) for every pair, and every mask's language-specific share per layer and
+    matrix type, over the matrices all masks hold (see the module docstring)."""
+    n = len(masks)
+    kept: dict[tuple[str, str], np.ndarray] = {}  # (block, unit) -> [n] kept counts
+    size: dict[tuple[str, str], int] = {}
+    inter: dict[tuple[int, int, str, str], int] = {}
+    specific: dict[tuple[str, str], np.ndarray] = {}  # (scope, group) -> [n] weights kept by that mask only
+    group_kept: dict[tuple[str, str], np.ndarray] = {}
+    group_size: dict[tuple[str, str], int] = {}
+    for name, where in common_layout(masks):
+        bits = np.stack([m.matrix(j) for m, j in zip(masks, where)])  # [n, rows, cols]
+        only = bits & (bits.sum(axis=0, dtype=np.int32) == 1)
+        for key in (("overall", "all"), ("layer", layer_of(name)), ("matrix_type", matrix_type(name))):
+            specific[key] = specific.get(key, np.zeros(n, np.int64)) + only.reshape(n, -1).sum(axis=1)
+            group_kept[key] = group_kept.get(key, np.zeros(n, np.int64)) + bits.reshape(n, -1).sum(axis=1)
+            group_size[key] = group_size.get(key, 0) + bits[0].size
+        unit = unit_of(name)
+        if unit is None or bits.ndim != 3:
+            continue
+        block, kind, axis = unit
+        units = heads if kind == "attention" else 1
+        if bits.shape[1 + axis] % units:
+            raise UserError(f"{name}: {bits.shape[1 + axis]} {'rows' if axis == 0 else 'columns'} cannot be split "
+                            f"into {units} heads; is --num_heads right?")
+        labels = [f"head {h}" for h in range(units)] if kind == "attention" else [FFN]
+        counts = np.stack([per_unit(b, axis, units) for b in bits])  # [n, units]
+        for u, label in enumerate(labels):
+            kept[(block, label)] = kept.get((block, label), np.zeros(n, np.int64)) + counts[:, u]
+            size[(block, label)] = size.get((block, label), 0) + bits[0].size // units
+        for i, j in combinations(range(n), 2):
+            both = per_unit(bits[i] & bits[j], axis, units)
+            for u, label in enumerate(labels):
+                inter[(i, j, block, label)] = inter.get((i, j, block, label), 0) + int(both[u])
+    if not kept:
+        raise UserError("the masks hold no attention or FFN matrix in common: nothing to compare per head")
+    blocks = sorted({b for b, _ in kept}, key=block_sort_key)
+    units = [f"head {h}" for h in range(heads)] + [FFN]
+    pairs = []
+    for i, j in combinations(range(n), 2):
+        cells = {b: {u: _pair_stats(inter[(i, j, b, u)], int(kept[(b, u)][i]), int(kept[(b, u)][j]), size[(b, u)])
+                     for u in units if (b, u) in kept} for b in blocks}
+        pairs.append({"a": masks[i].label, "b": masks[j].label, "cells": cells})
+    return {"num_heads": heads, "blocks": blocks, "units": units, "pairs": pairs,
+            "language_specific": _specific_stats(masks, specific, group_kept, group_size)}
+
+
+def _specific_stats(masks, specific, group_kept, group_size) -> dict:
+    def stats(key, i) -> dict:
+        densities = group_kept[key] / group_size[key]
+        baseline = float(np.prod(np.delete(1.0 - densities, i)))
+        kept = int(group_kept[key][i])
+        share = int(specific[key][i]) / kept if kept else None
+        return {"share": share, "random_baseline": baseline,
+                "ratio": share / baseline if share is not None and baseline else None,
+                "specific": int(specific[key][i]), "kept": kept, "weights": group_size[key]}
+
+    result: dict = {"masks": [m.label for m in masks]}
+    for scope, order in (("overall", None), ("layer", layer_sort_key), ("matrix_type", None)):
+        groups = [g for s, g in specific if s == scope]
+        groups = sorted(groups, key=order) if order else groups
+        result["per_" + scope if scope != "overall" else scope] = {
+            m.label: {g: stats((scope, g), i) for g in groups} for i, m in enumerate(masks)}
+    result["overall"] = {label: groups["all"] for label, groups in result["overall"].items()}
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files, figures and the printed summary
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", label.replace("%", "pct")).strip("_")
+
+
+_STATS = ("jaccard", "random_baseline", "ratio", "intersection", "union", "kept_a", "kept_b", "weights")
+_SPECIFIC = ("share", "random_baseline", "ratio", "specific", "kept", "weights")
+
+
+def write_head_outputs(result: dict, out: Path, plots: bool = True) -> list[Path]:
+    """head_similarity.json, head_jaccard.csv, language_specific.csv, and the PNGs."""
+    written = [out / "head_similarity.json", out / "head_jaccard.csv", out / "language_specific.csv"]
+    write_json(written[0], result)
+    rows = [[p["a"], p["b"], block, unit, *(stats[c] for c in _STATS)]
+            for p in result["pairs"] for block, cells in p["cells"].items() for unit, stats in cells.items()]
+    write_text(written[1], csv_text(("mask_a", "mask_b", "block", "unit", *_STATS), rows))
+    specific = result["language_specific"]
+    rows = [[label, "overall", "all", *(s[c] for c in _SPECIFIC)] for label, s in specific["overall"].items()]
+    for scope in ("per_layer", "per_matrix_type"):
+        rows += [[label, scope.removeprefix("per_"), group, *(s[c] for c in _SPECIFIC)]
+                 for label, groups in specific[scope].items() for group, s in groups.items()]
+    write_text(written[2], csv_text(("mask", "scope", "group", *_SPECIFIC), rows))
+    if plots:
+        written += plot_heads(result, out)
+    return written
+
+
+def plot_heads(result: dict, out: Path) -> list[Path]:
+    from . import plots
+
+    written = []
+    blocks, units = result["blocks"], result["units"]
+    for pair in result["pairs"]:
+        values = [[pair["cells"][b][u]["jaccard"] if u in pair["cells"][b] else None for u in units] for b in blocks]
+        bases = [pair["cells"][b][u]["random_baseline"] for b in blocks for u in units if u in pair["cells"][b]]
+        small = len(blocks) * len(units) <= 100
+        subtext = [[f"rand {pair['cells'][b][u]['random_baseline']:.2f}" if u in pair["cells"][b] else None
+                    for u in units] for b in blocks] if small else None
+        title = (f"Jaccard of kept weights per attention head (Q, K, V rows + attention-output columns) and FFN\n"
+                 f"{pair['a']} vs {pair['b']}; independent random masks: "
+                 f"{min(bases):.2f}-{max(bases):.2f}" + (" (small text)" if small else ""))
+        path = out / f"head_jaccard_{_slug(pair['a'])}_vs_{_slug(pair['b'])}.png"
+        written.append(plots.heatmap(values, blocks, units, path, title, fmt="{:.2f}", subtext=subtext,
+                                     colorbar_label="Jaccard", xlabel="attention head / FFN block",
+                                     ylabel="layer"))
+    specific = result["language_specific"]
+    layers = sorted({g for groups in specific["per_layer"].values() for g in groups}, key=layer_sort_key)
+    series = [(label, [groups[g]["share"] for g in layers], [groups[g]["random_baseline"] for g in layers])
+              for label, groups in specific["per_layer"].items()]
+    written.append(plots.per_layer_lines(
+        layers, series, out / "language_specific_per_layer.png",
+        "Share of each mask's kept weights that no other mask keeps, per layer",
+        ylabel="language-specific share of kept weights"))
+    types = list(next(iter(specific["per_matrix_type"].values())))
+    values = [[groups[t]["share"] for t in types] for groups in specific["per_matrix_type"].values()]
+    subtext = [[f"rand {groups[t]['random_baseline']:.2f}" for t in types]
+               for groups in specific["per_matrix_type"].values()]
+    written.append(plots.heatmap(
+        values, specific["masks"], types, out / "language_specific_per_matrix_type.png",
+        "Share of each mask's kept weights that no other mask keeps\n(small: independent random masks)",
+        fmt="{:.3f}", subtext=subtext, cmap="magma", colorbar_label="language-specific share",
+        xlabel="matrix type", ylabel="mask"))
+    return written
+
+
+def _f(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_head_summary(result: dict, heads_from: str) -> str:
+    lines = [f"\nper attention head ({result['num_heads']} a block, from {heads_from}) and FFN block: Jaccard"]
+    for pair in result["pairs"]:
+        cells = [(b, u, s) for b, units in pair["cells"].items() for u, s in units.items() if s["jaccard"] is not None]
+        head_cells = [c for c in cells if c[1] != FFN]
+        ffn = [s["jaccard"] for _, u, s in cells if u == FFN]
+        bases = [s["random_baseline"] for _, _, s in cells]
+        low, high = min(head_cells, key=lambda c: c[2]["jaccard"]), max(head_cells, key=lambda c: c[2]["jaccard"])
+        lines.append(f"{pair['a']} vs {pair['b']}: heads {_f(low[2]['jaccard'])} ({low[0]} {low[1]}) to "
+                     f"{_f(high[2]['jaccard'])} ({high[0]} {high[1]})"
+                     + (f", FFN {_f(min(ffn))} to {_f(max(ffn))}" if ffn else "")
+                     + f"; random {_f(min(bases))} to {_f(max(bases))}")
+    specific = result["language_specific"]
+    layers = list(next(iter(specific["per_layer"].values())))
+    width = max(len("mask"), *(len(label) for label in specific["masks"]))
+    lines.append("language-specific weights: share of a mask's kept weights no other mask keeps [random]")
+    lines.append(f"{'mask':<{width}}  {'overall':>15}" + "".join(f"  {g:>15}" for g in layers))
+    for label in specific["masks"]:
+        cells = [specific["overall"][label]] + [specific["per_layer"][label][g] for g in layers]
+        lines.append(f"{label:<{width}}" + "".join(f"  {_f(c['share']) + ' [' + _f(c['random_baseline']) + ']':>15}"
+                                                   for c in cells))
+    return "\n".join(lines)
+
+
+def run_head_analysis(masks: Sequence[PackedMask], args, output_dir: Optional[str | Path], plots: bool) -> dict:
+    """mask_similarity.py --by head: compute, print, write."""
+    heads, heads_from = resolve_num_heads(masks, args.num_heads, args.model_name_or_path)
+    result = {"heads_from": heads_from, **head_analysis(masks, heads)}
+    print(format_head_summary(result, heads_from))
+    if output_dir is not None:
+        write_head_outputs(result, Path(output_dir), plots)
+    return result

@@ -1,0 +1,202 @@
+"""Mask algebra: intersection, union, majority vote and difference of tickets, optionally re-pruned to an exact
+sparsity by weight magnitude. The result is an ordinary mask file (with metadata naming its sources and the
+operation), so every fine-tuning script trains under it: e.g. the consensus ("language-neutral") ticket.
+
+- intersection: kept by every mask; union: kept by any; majority: kept by at least --min_count of the N masks
+  (default: more than half); difference: kept by the first mask and by none of the others (its specific weights).
+- --sparsity S re-prunes the result to exactly round(S x N) removed weights, ranking by |w| of --checkpoint's
+  weights: a result denser than S keeps its largest weights (utils.pruning.magnitude_prune restricted to it, so the
+  new mask is nested in it); a sparser one is kept whole and the largest weights outside it are added.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .errors import UserError
+from .masks import Mask, common_model, matrix_type, read_mask_metadata
+from .pruning import check_sparsity, magnitude_prune
+
+OPERATIONS = ("intersection", "union", "majority", "difference")
+
+
+@dataclass
+class MaskOpsArguments:
+    """mask_ops.py's flags."""
+
+    operation: str = field(metadata={"help": "intersection, union, majority or difference (first minus the rest).",
+                                     "choices": list(OPERATIONS)})
+    masks: list[str] = field(metadata={"help": "Two or more mask .pt files (any format the scripts read)."})
+    output: str = field(metadata={"help": "The mask .pt to write (its metadata goes beside it as .json)."})
+    min_count: Optional[int] = field(
+        default=None, metadata={"help": "majority: kept by at least this many masks (default: more than half)."}
+    )
+    sparsity: Optional[float] = field(
+        default=None, metadata={"help": "Re-prune the result to exactly this sparsity: a fraction (0.5) or a "
+                                        "percentage (50)."}
+    )
+    checkpoint: Optional[str] = field(
+        default=None, metadata={"help": "Model whose |weights| rank the re-pruning (default: the masks' model)."}
+    )
+    packed: bool = field(default=False, metadata={"help": "Write 1 bit per weight instead of bool."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace --output if it exists."})
+
+
+def load_aligned(paths: Sequence[str]) -> tuple[list[Mask], list[str]]:
+    """The masks over the matrices they all hold, and notes. A pooler only some of them hold is dropped (the
+    scripts keep a missing pooler dense); any other difference in names or shapes means different models."""
+    masks = [Mask.load(path) for path in paths]
+    notes: list[str] = []
+    names = [n for n in masks[0].tensors if all(n in m.tensors for m in masks)]
+    for path, mask in zip(paths, masks):
+        extra = [n for n in mask.tensors if n not in names]
+        if any(matrix_type(n) != "pooler" for n in extra):
+            other = next(n for n in extra if matrix_type(n) != "pooler")
+            raise UserError(f"the masks are of different models: {path} has {other}, which "
+                            f"{next(p for p, m in zip(paths, masks) if other not in m.tensors)} lacks")
+        if extra:
+            notes.append(f"{path}: {', '.join(extra)} not in every mask; left out (a missing pooler stays dense)")
+        for name in names:
+            if mask.tensors[name].shape != masks[0].tensors[name].shape:
+                raise UserError(f"the masks are of different models: {name} is {tuple(mask.tensors[name].shape)} "
+                                f"in {path} but {tuple(masks[0].tensors[name].shape)} in {paths[0]}")
+    return [Mask(OrderedDict((n, m.tensors[n]) for n in names)) for m in masks], notes
+
+
+def combine(masks: Sequence[Mask], operation: str, min_count: Optional[int] = None) -> Mask:
+    """One of OPERATIONS over masks that hold the same matrices (see the module docstring)."""
+    if len(masks) < 2:
+        raise UserError(f"{operation} needs at least 2 masks, got {len(masks)}")
+    if min_count is not None and operation != "majority":
+        raise UserError("--min_count applies to the majority operation only")
+    needed = len(masks) // 2 + 1 if min_count is None else min_count
+    if operation == "majority" and not 1 <= needed <= len(masks):
+        raise UserError(f"--min_count must be between 1 and {len(masks)}, got {needed}")
+    result = OrderedDict()
+    for name in masks[0].tensors:
+        stack = torch.stack([m.tensors[name] for m in masks])
+        if operation == "intersection":
+            result[name] = stack.all(dim=0)
+        elif operation == "union":
+            result[name] = stack.any(dim=0)
+        elif operation == "majority":
+            result[name] = stack.sum(dim=0, dtype=torch.int32) >= needed
+        elif operation == "difference":
+            result[name] = stack[0] & ~stack[1:].any(dim=0)
+        else:
+            raise UserError(f"unknown operation {operation!r}; choose from {', '.join(OPERATIONS)}")
+    return Mask(result)
+
+
+def checkpoint_weights(checkpoint: str, names: Sequence[str]) -> "OrderedDict[str, torch.Tensor]":
+    """The checkpoint's weights under the masks' names (a task model's 'bert.' prefix is matched to AutoModel's)."""
+    from transformers import AutoModel
+
+    from .args import ModelArguments
+    from .models import load_model
+
+    model = load_model(AutoModel, ModelArguments(model_name_or_path=checkpoint))
+    params = dict(model.named_parameters())
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    weights: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    for name in names:
+        weight = params.get(name, params.get(name.removeprefix(prefix)))
+        if weight is None:
+            raise UserError(f"{checkpoint} has no weight {name}: the masks are of another model")
+        weights[name] = weight.detach()
+    return weights
+
+
+def reprune(mask: Mask, weights, sparsity: float) -> tuple[Mask, dict]:
+    """Exactly round(sparsity x N) weights removed, by |w|: within the mask when it is denser, else the mask plus
+    the largest weights outside it. Returns the new mask and {'added', 'removed'}."""
+    check_sparsity(sparsity)
+    for name, tensor in mask.tensors.items():
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise UserError(f"the checkpoint's {name} is {tuple(weights[name].shape)}, the masks' "
+                            f"{tuple(tensor.shape)}: the masks are of another model")
+    total, kept = mask.num_weights, mask.num_kept
+    target = total - round(sparsity * total)
+    if kept >= target:
+        new = magnitude_prune(weights, mask, sparsity)
+        return new, {"added": 0, "removed": kept - target}
+    outside = Mask(OrderedDict((n, ~t) for n, t in mask.tensors.items()))
+    need = target - kept
+    chosen = magnitude_prune(weights, outside, (total - need) / total)  # keeps the `need` largest outside the mask
+    new = Mask(OrderedDict((n, t | chosen.tensors[n]) for n, t in mask.tensors.items()))
+    return new, {"added": need, "removed": 0}
+
+
+def source_entry(path: str) -> dict:
+    meta = read_mask_metadata(path)
+    keys = ("task", "languages", "model", "seed", "sparsity", "sha256", "operation")
+    return {"path": path, **{k: meta[k] for k in keys if k in meta}}
+
+
+def _languages(sources: Sequence[dict]) -> list[str]:
+    languages: list[str] = []
+    for source in sources:
+        value = source.get("languages") or []
+        for lang in [value] if isinstance(value, str) else value:
+            if lang not in languages:
+                languages.append(lang)
+    return languages
+
+
+def run_mask_ops(args: MaskOpsArguments) -> dict:
+    """Combine the masks, re-prune if asked, write the mask and its metadata; returns the metadata."""
+    from .args import MaskArguments
+
+    output = Path(args.output)
+    if output.suffix != ".pt":
+        raise UserError(f"--output must be a .pt file, got {args.output}")
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output} exists; pass --overwrite to replace it")
+    sparsity = MaskArguments(sparsity=args.sparsity).sparsity_fraction
+    if len(args.masks) < 2:
+        raise UserError(f"{args.operation} needs at least 2 masks, got {len(args.masks)}")
+    model = common_model(args.masks)
+    masks, notes = load_aligned(args.masks)
+    result = combine(masks, args.operation, args.min_count)
+    sources = [source_entry(path) for path in args.masks]
+    tasks = {s.get("task") for s in sources}
+    combined_sparsity = result.sparsity
+    what = f"{args.operation} of {len(masks)} masks"
+    if args.operation == "majority":
+        what += f" (kept by >= {args.min_count or len(masks) // 2 + 1})"
+    print(f"{what}: {result.num_kept:,} of {result.num_weights:,} weights kept (sparsity {combined_sparsity:.1%})")
+    repruned = None
+    if sparsity is not None:
+        checkpoint = args.checkpoint or model
+        if not checkpoint:
+            raise UserError("--sparsity needs --checkpoint (the model whose weight magnitudes rank the candidates): "
+                            "the masks' metadata name none")
+        result, change = reprune(result, checkpoint_weights(checkpoint, list(result.tensors)), sparsity)
+        repruned = {"sparsity": sparsity, "checkpoint": checkpoint, **change}
+        how = (f"{change['removed']:,} smallest removed" if change["removed"]
+               else f"{change['added']:,} largest outside it added")
+        print(f"re-pruned to {sparsity:.1%} by |w| of {checkpoint}: {how}")
+    elif args.checkpoint:
+        raise UserError("--checkpoint is used only with --sparsity")
+    metadata = {
+        "task": next(iter(tasks)) if len(tasks) == 1 else None,
+        "languages": _languages(sources),
+        "model": model or args.checkpoint,
+        "script": "mask_ops.py",
+        "operation": args.operation,
+        "min_count": (args.min_count or len(masks) // 2 + 1) if args.operation == "majority" else None,
+        "sources": sources,
+        "combined_sparsity": combined_sparsity,
+        "repruned": repruned,
+        "notes": notes,
+        "per_layer_sparsity": result.per_layer(),
+    }
+    result.save(output, metadata, packed=args.packed)
+    for note in notes:
+        print(note)
+    print(f"written to {output} (sparsity {result.sparsity:.1%}) and {output.with_suffix('.json')}")
+    return {**metadata, "sparsity": result.sparsity}
