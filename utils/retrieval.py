@@ -26,6 +26,7 @@ from .errors import UserError, first_line
 from .io import write_json
 from .masks import Mask, read_mask_metadata
 from .pruning import prunable_weights
+from .progress import progress_bar
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
 
@@ -194,7 +195,7 @@ def embed_layers(model: nn.Module, tokenizer, sentences: Sequence[str], pooling:
     device = next(encoder.parameters()).device
     order = np.argsort([len(s) for s in sentences], kind="stable")  # similar lengths together: less padding
     result: Optional[np.ndarray] = None
-    for begin in range(0, len(sentences), batch_size):
+    for begin in progress_bar(range(0, len(sentences), batch_size), desc="embedding", unit="batch"):
         index = order[begin: begin + batch_size]
         batch = tokenizer([sentences[i] for i in index], padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt")

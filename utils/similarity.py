@@ -23,6 +23,7 @@ import numpy as np
 from .errors import UserError
 from .io import atomic_write, write_json
 from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata
+from .progress import progress_bar
 
 MAX_PRINTED_MISMATCHES = 20
 
@@ -329,7 +330,7 @@ def compare_masks(masks: Sequence[PackedMask]) -> dict:
     """Every pair, the N-way overlap, and the mismatches, as one JSON-ready dict."""
     if len(masks) < 2:
         raise UserError(f"need at least 2 masks to compare, got {len(masks)}")
-    pairs = [compare_pair(a, b) for a, b in combinations(masks, 2)]
+    pairs = [compare_pair(a, b) for a, b in progress_bar(list(combinations(masks, 2)), desc="mask pairs", unit="pair")]
     if all(p["shared_matrices"] == 0 for p in pairs):
         raise UserError("the masks share no weight matrix (same name and shape): are they masks of different models?")
     labels = [m.label for m in masks]
@@ -373,7 +374,8 @@ def load_and_compare(paths: Sequence[str | Path], labels: Optional[Sequence[str]
             raise UserError(f"mask file not found: {path}")
     if labels is None:
         labels = unique_labels(paths, [read_mask_metadata(p) for p in paths])
-    return compare_masks([load_packed(p, label) for p, label in zip(paths, labels)])
+    loaded = [load_packed(p, label) for p, label in progress_bar(list(zip(paths, labels)), desc="loading masks", unit="mask")]
+    return compare_masks(loaded)
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
