@@ -25,7 +25,8 @@ HONOURED = frozenset({
     "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "optim",
     "optim_args", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "gradient_accumulation_steps",
     # speed and memory
-    "fp16", "bf16", "tf32", "gradient_checkpointing", "gradient_checkpointing_kwargs", "torch_compile",
+    "fp16", "bf16", "tf32", "activation_checkpointing", "activation_checkpointing_kwargs", "gradient_checkpointing",
+    "gradient_checkpointing_kwargs", "torch_compile",
     "torch_compile_backend", "torch_compile_mode", "dataloader_num_workers", "dataloader_pin_memory",
     "dataloader_persistent_workers", "dataloader_drop_last", "dataloader_prefetch_factor",
     # logging, progress and tracking

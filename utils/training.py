@@ -69,10 +69,8 @@ class MaskedTrainer:
         self.show_bars = bars_wanted(args.disable_tqdm, self.accelerator.is_main_process)
         self.generator = torch.Generator()
         model = setup.model
-        if args.gradient_checkpointing:
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs or {"use_reentrant": False}
-            )
+        if args.activation_checkpointing:  # also set by its older name, --gradient_checkpointing
+            model.activation_checkpointing_enable(args.activation_checkpointing_kwargs or {"use_reentrant": False})
         optimizer = build_optimizer(model, args)
         # A scheduler wraps optimizer.step to check the call order; wrapping it once now, before accelerate keeps
         # the method (fp16), stops each round's new scheduler from warning "optimizer.step() has been overridden".
