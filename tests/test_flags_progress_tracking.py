@@ -199,3 +199,37 @@ def test_compiled_and_checkpointed_runs_match_a_plain_run(tiny_models, tmp_path,
             assert mine["eval"]["en"]["loss"] == pytest.approx(reference["eval"]["en"]["loss"], rel=1e-3)
             assert mine["metric"] == pytest.approx(reference["metric"], abs=0.02)
     assert compiled["config"]["torch_compile"] and checkpointed["config"]["activation_checkpointing"]
+
+
+# -- figures -----------------------------------------------------------------------------------------------------
+
+
+def test_colour_scales_span_the_real_range():
+    import numpy as np
+
+    from utils.plots import color_limits
+
+    assert color_limits(np.array([0.0, 0.0]), center=0.0) == (-0.05, 0.05)  # all differences 0: no 1e-12 scale
+    assert color_limits(np.array([0.004, -0.002]), center=0.0) == (-0.004, 0.004)
+    assert color_limits(np.array([0.99])) == pytest.approx((0.94, 1.0))  # an F1 bar never runs past 1.0
+    assert color_limits(np.array([0.5, 0.99])) == (0.5, 0.99)
+    assert color_limits(np.array([150.0])) == (142.5, 157.5)  # perplexity: not a fraction, not clipped
+
+
+def test_retrieval_figure_draws_the_chance_line(tmp_path, monkeypatch):
+    from matplotlib import pyplot as plt
+
+    from utils import plots
+    from utils.retrieval import plot_retrieval
+
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or save(fig, path))
+    result = {"src_lang": "en", "tgt_lang": "fr", "pairs": 200, "pooling": "mean", "src_mask": None,
+              "tgt_mask": None, "layers": [{"layer": 0, "accuracy": 0.2, "accuracy_reverse": 0.1}]}
+    assert plot_retrieval(result, tmp_path / "r.png").is_file()
+    ax = figures[0].axes[0]
+    chance = [line for line in ax.get_lines() if line.get_label().startswith("random (1/200")]
+    assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(1 / 200)
+    assert ax.get_ylabel().startswith("accuracy") and ax.get_xlabel().startswith("layer")
+    plt.close("all")

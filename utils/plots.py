@@ -196,8 +196,10 @@ def curves(
     marker_label: str = "winning ticket",
     xticks: Optional[Sequence[float]] = None,
     ylim: Optional[tuple[float, float]] = None,
+    baseline: Optional[tuple[str, float]] = None,
 ) -> Path:
-    """Lines with optional ±std bands and markers: each dict has label, x, y, and optionally std and marker_x/y."""
+    """Lines with optional ±std bands and markers: each dict has label, x, y, and optionally std and marker_x/y;
+    `baseline` (label, value) is drawn as a dashed horizontal line (e.g. chance accuracy)."""
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     for line, color in zip(lines, _colors(len(lines))):
         x = np.asarray(line["x"], dtype=float) * (100 if percent_x else 1)
@@ -212,6 +214,8 @@ def curves(
     if any(line.get("marker_x") is not None for line in lines):
         ax.plot([], [], marker="*", markersize=10, color="grey", markeredgecolor="black", linestyle="none",
                 label=marker_label)
+    if baseline is not None:
+        ax.axhline(baseline[1], color="grey", linestyle="--", linewidth=1.2, label=baseline[0])
     if xticks is not None:
         ax.set_xticks(list(xticks))
     if ylim is not None:

@@ -430,10 +430,11 @@ def plot_similarity(result: dict, out: Path) -> list[Path]:
     from . import plots
 
     labels = result["labels"]
-    subtext = [[None if b is None else f"rand {b:.2f}" for b in row] for row in result["random_baseline_matrix"]]
+    subtext = [[None if b is None or i == j else f"rand {b:.2f}" for j, b in enumerate(row)]
+               for i, row in enumerate(result["random_baseline_matrix"])]
     heatmap = plots.heatmap(
         result["jaccard_matrix"], labels, labels, out / "jaccard_heatmap.png",
-        "Jaccard similarity of kept weights (overall)\nsmall: expected for independent random masks",
+        "Jaccard similarity of kept weights (overall)\nrand: expected for independent random masks of these sparsities",
         fmt="{:.3f}", subtext=subtext, cmap="viridis", colorbar_label="Jaccard",
     )
     layers: list[str] = sorted({g for p in result["pairs"] for g in p["per_layer"]}, key=layer_sort_key)
