@@ -121,7 +121,7 @@ def test_bars_only_on_a_terminal(tiny_models, tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "step/s" not in captured.err and "it/s" not in captured.err
     assert "[round 0 | sparsity 0.0%] step 5/10 loss" in captured.out
-    assert "round 2/2 done" in captured.out
+    assert "round 1/2 done (0m0" in captured.out and "round 2/2 done; this run's 2 round(s) took" in captured.out
 
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -233,3 +233,11 @@ def test_retrieval_figure_draws_the_chance_line(tmp_path, monkeypatch):
     assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(1 / 200)
     assert ax.get_ylabel().startswith("accuracy") and ax.get_xlabel().startswith("layer")
     plt.close("all")
+
+
+def test_eta_line_multiplies_rounds_left_by_the_measured_round_time():
+    from utils.tracking import eta_line
+
+    assert eta_line(3, 10, 3, 195.0) == "round 3/10 done (1m05s per round); about 7m35s left"
+    assert eta_line(6, 10, 2, 7200.0) == "round 6/10 done (1h00m per round); about 4h00m left"  # resumed at round 4
+    assert eta_line(10, 10, 10, 650.0) == "round 10/10 done; this run's 10 round(s) took 10m50s"

@@ -186,7 +186,7 @@ def run_imp(
             write_json(paths.imp_results, results)
         trainer.accelerator.wait_for_everyone()
         trainer.tracker.log(round_values(entry, setup.metric), step=k)
-        trainer.print(f"{prefix}" + eta_line(k + 1 - start, len(schedule) - start, time.time() - loop_started))
+        trainer.print(prefix + eta_line(k + 1, len(schedule), k + 1 - start, time.time() - loop_started))
 
     trainer.tracker.finish()
     if trainer.is_main:

@@ -101,10 +101,13 @@ def round_values(entry: dict[str, Any], metric: str) -> dict[str, Any]:
     return values
 
 
-def eta_line(done: int, total: int, elapsed: float) -> str:
-    """'round 3/10 done in 1m05s; about 7m35s left' (rounds left x the mean measured round time)."""
-    left = (total - done) * elapsed / max(1, done)
-    return f"round {done}/{total} done in {_duration(elapsed / max(1, done))} per round; about {_duration(left)} left"
+def eta_line(done: int, total: int, timed: int, elapsed: float) -> str:
+    """'round 3/10 done (1m05s per round); about 7m35s left': rounds left x the mean time of the `timed` rounds this
+    process ran in `elapsed` seconds (a resumed run times only its own rounds)."""
+    per_round = elapsed / max(1, timed)
+    if done >= total:
+        return f"round {done}/{total} done; this run's {timed} round(s) took {_duration(elapsed)}"
+    return f"round {done}/{total} done ({_duration(per_round)} per round); about {_duration((total - done) * per_round)} left"
 
 
 def _duration(seconds: float) -> str:
