@@ -169,10 +169,12 @@ def test_tensorboard_scalars_read_back(tiny_models, tmp_path, monkeypatch):
     assert len(hparams) == 1 and "learning_rate: 0.003" in hparams[0].read_text()
 
 
-def test_no_tracker_by_default(tiny_models, tmp_path, monkeypatch):
+def test_no_tracker_by_default_and_logging_first_step(tiny_models, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
-    _imp(tiny_models, tmp_path / "run")
+    _imp(tiny_models, tmp_path / "run", "--logging_first_step")
     assert not (tmp_path / "run" / "runs").exists()
+    out = capsys.readouterr().out
+    assert "[round 1 | sparsity 10.0%] step 1/10 loss" in out and "step 1 eval" not in out
 
 
 # -- speed and memory flags ---------------------------------------------------------------------------------------
@@ -199,6 +201,12 @@ def test_compiled_and_checkpointed_runs_match_a_plain_run(tiny_models, tmp_path,
             assert mine["eval"]["en"]["loss"] == pytest.approx(reference["eval"]["en"]["loss"], rel=1e-3)
             assert mine["metric"] == pytest.approx(reference["metric"], abs=0.02)
     assert compiled["config"]["torch_compile"] and checkpointed["config"]["activation_checkpointing"]
+    same_order = _imp(tiny_models, tmp_path / "data_seed_1", "--data_seed", "1", "--pad_to_max_length",
+                      "--max_seq_length", "32")  # --seed is 1 too: the same batches, the same run
+    other_order = _imp(tiny_models, tmp_path / "data_seed_2", "--data_seed", "2", "--pad_to_max_length",
+                       "--max_seq_length", "32")
+    assert [r["train_loss"] for r in same_order["rounds"]] == [r["train_loss"] for r in plain["rounds"]]
+    assert other_order["rounds"][0]["train_loss"] != plain["rounds"][0]["train_loss"]
 
 
 # -- figures -----------------------------------------------------------------------------------------------------
