@@ -249,3 +249,37 @@ def test_eta_line_multiplies_rounds_left_by_the_measured_round_time():
     assert eta_line(3, 10, 3, 195.0) == "round 3/10 done (1m05s per round); about 7m35s left"
     assert eta_line(6, 10, 2, 7200.0) == "round 6/10 done (1h00m per round); about 4h00m left"  # resumed at round 4
     assert eta_line(10, 10, 10, 650.0) == "round 10/10 done; this run's 10 round(s) took 10m50s"
+
+
+def test_report_to_all_and_missing_trackers(monkeypatch):
+    from transformers.integrations import get_available_reporting_integrations
+
+    from utils import tracking
+
+    installed = get_available_reporting_integrations()
+    assert tracking.tracker_names(installed) == [n for n in installed if n in tracking.SUPPORTED]  # --report_to all
+    assert tracking.tracker_names([]) == []
+    monkeypatch.setattr(tracking, "get_available_trackers", lambda: [])
+    with pytest.raises(UserError, match="--report_to wandb: the wandb package is not installed"):
+        tracking.tracker_names(["wandb"])
+
+
+def test_fine_tuning_reports_to_tensorboard(tiny_models, tmp_path, run_script):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = ["--pruning_type", "random", "--sparsity", "50", "--output_dir", str(tmp_path / "ft"),
+            "--model_name_or_path", str(tiny_models / "mbert-tiny"), "--data_language", "fr", *NER_DATA, "--do_train",
+            "--do_eval", "--max_steps", "4", "--logging_steps", "2", "--max_train_samples", "32", "--max_eval_samples",
+            "16", "--report_to", "tensorboard", "--seed", "5", "--use_cpu"]
+    results = run_script("ner_fine_tune.py", *argv)
+    runs = list((tmp_path / "ft" / "runs").glob("*/events.out.tfevents.*"))
+    assert len(runs) == 1 and runs[0].parent.name == f"{tmp_path.name}-ft"  # named after the output directory
+    events = EventAccumulator(str(runs[0].parent))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4]
+    f1 = events.Scalars("eval/fr/f1")
+    assert [(e.step, e.value) for e in f1][-1] == (4, pytest.approx(results["eval"]["fr"]["f1"]))
+    with pytest.raises(SystemExit):  # the directory holds a run's TensorBoard files: not replaced unasked
+        run_script("ner_fine_tune.py", *argv)
+    run_script("ner_fine_tune.py", *argv, "--overwrite_output_dir")  # replaced: the old events go with the run
+    assert len(list((tmp_path / "ft" / "runs").glob("*/events.out.tfevents.*"))) == 1

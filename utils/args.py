@@ -48,7 +48,7 @@ class ExperimentTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Batch examples of similar length together (less padding, faster)."}
     )
     warmup_ratio: float = field(
-        default=0.0, metadata={"help": "Linear warmup over this fraction of each round's steps (or --warmup_steps)."}
+        default=0.0, metadata={"help": "Linear warmup over this fraction of the schedule's steps (or --warmup_steps)."}
     )
     logging_dir: Optional[str] = field(
         default=None, metadata={"help": "Where --report_to tensorboard writes (default: OUTPUT_DIR/runs)."}

@@ -374,7 +374,8 @@ def load_and_compare(paths: Sequence[str | Path], labels: Optional[Sequence[str]
             raise UserError(f"mask file not found: {path}")
     if labels is None:
         labels = unique_labels(paths, [read_mask_metadata(p) for p in paths])
-    loaded = [load_packed(p, label) for p, label in progress_bar(list(zip(paths, labels)), desc="loading masks", unit="mask")]
+    named = progress_bar(list(zip(paths, labels)), desc="loading masks", unit="mask")
+    loaded = [load_packed(p, label) for p, label in named]
     return compare_masks(loaded)
 
 

@@ -18,6 +18,7 @@ from accelerate.utils import LoggerType
 from transformers.integrations import get_available_reporting_integrations
 
 from .errors import UserError
+from .outputs import RunPaths
 
 SUPPORTED = tuple(t.value for t in LoggerType if t is not LoggerType.ALL)
 
@@ -43,7 +44,7 @@ def run_name(args) -> str:
 
 
 def logging_dir(args) -> str:
-    return args.logging_dir or str(Path(args.output_dir) / "runs")
+    return args.logging_dir or str(RunPaths(args.output_dir).tracking_dir)
 
 
 def flat_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +96,8 @@ def accelerator_tracking_kwargs(args) -> dict[str, Optional[Any]]:
 
 def round_values(entry: dict[str, Any], metric: str) -> dict[str, Any]:
     """What an IMP round reports (its x axis is the round): sparsity, headline metric, seconds, mask checksum."""
-    values = {"imp/sparsity": entry["sparsity"], "imp/seconds": entry["seconds"], "imp/mask_checksum": entry["mask_checksum"]}
+    values = {"imp/sparsity": entry["sparsity"], "imp/seconds": entry["seconds"],
+              "imp/mask_checksum": entry["mask_checksum"]}
     if isinstance(entry.get("metric"), (int, float)):
         values[f"imp/{metric}"] = entry["metric"]
     return values
@@ -107,7 +109,8 @@ def eta_line(done: int, total: int, timed: int, elapsed: float) -> str:
     per_round = elapsed / max(1, timed)
     if done >= total:
         return f"round {done}/{total} done; this run's {timed} round(s) took {_duration(elapsed)}"
-    return f"round {done}/{total} done ({_duration(per_round)} per round); about {_duration((total - done) * per_round)} left"
+    left = _duration((total - done) * per_round)
+    return f"round {done}/{total} done ({_duration(per_round)} per round); about {left} left"
 
 
 def _duration(seconds: float) -> str:
