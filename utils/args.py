@@ -16,11 +16,14 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import UserError
+from .flags import check_flags, hide_from_help, refused_fields
 
 
 @dataclass
 class ExperimentTrainingArguments(TrainingArguments):
     """transformers' TrainingArguments plus the flags of the original scripts that v5 no longer has."""
+
+    _argument_group_name = "training (only the flags these scripts honour; see utils/flags.py)"
 
     evaluate_during_training: bool = field(
         default=True, metadata={"help": "Evaluate every --logging_steps optimizer steps (and always at the end)."}
@@ -44,10 +47,20 @@ class ExperimentTrainingArguments(TrainingArguments):
     group_by_length: bool = field(
         default=False, metadata={"help": "Batch examples of similar length together (less padding, faster)."}
     )
+    warmup_ratio: float = field(
+        default=0.0, metadata={"help": "Linear warmup over this fraction of the schedule's steps (or --warmup_steps)."}
+    )
+    logging_dir: Optional[str] = field(
+        default=None, metadata={"help": "Where --report_to tensorboard writes (default: OUTPUT_DIR/runs)."}
+    )
 
     def __post_init__(self) -> None:
         if self.output_dir is None:
             raise UserError("--output_dir is required")
+        if self.warmup_ratio:  # transformers v5 reads a warmup_steps below 1 as a ratio
+            if self.warmup_steps or not 0 < self.warmup_ratio < 1:
+                raise UserError("--warmup_ratio must be in (0, 1) and not combined with --warmup_steps")
+            self.warmup_steps = self.warmup_ratio
         if self.dataloader_num_workers < 0:
             self.dataloader_num_workers = 2 if torch.cuda.is_available() and not self.use_cpu else 0
         super().__post_init__()
@@ -57,6 +70,8 @@ class ExperimentTrainingArguments(TrainingArguments):
 
 @dataclass
 class ModelArguments:
+    _argument_group_name = "model"
+
     model_name_or_path: str = field(metadata={"help": "Hub id (bert-base-multilingual-cased) or local folder."})
     model_type: Optional[str] = field(
         default=None, metadata={"help": "Informational (the original's --model_type mbert); the checkpoint decides."}
@@ -72,6 +87,8 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     """Data options common to all tasks; each task adds its own in a subclass."""
+
+    _argument_group_name = "data"
 
     data_language: str = field(
         default="en", metadata={"help": "Language code, or a comma list (en,fa,fr,zh) for an equal-share mixture."}
@@ -108,6 +125,8 @@ class DataArguments:
 class IMPArguments:
     """How iterative magnitude pruning proceeds (LT_*.py)."""
 
+    _argument_group_name = "pruning (IMP)"
+
     prune_rate: float = field(default=0.1, metadata={"help": "Fraction pruned per round (of the original weights)."})
     target_sparsity: float = field(default=0.9, metadata={"help": "Stop once this sparsity has been trained."})
     prune_schedule: str = field(
@@ -140,6 +159,8 @@ class IMPArguments:
 @dataclass
 class MaskArguments:
     """Which fixed mask a fine-tuning script trains under, and from which weights."""
+
+    _argument_group_name = "mask (fine-tuning under a fixed mask)"
 
     mask_dir: Optional[str] = field(default=None, metadata={"help": "Mask .pt file (for --pruning_type lth)."})
     pruning_type: str = field(
@@ -181,9 +202,12 @@ class _Parser(HfArgumentParser):
 def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = None) -> tuple:
     """Parse `[config.json] [--flag value ...]` into instances of `dataclass_types` (flags override the JSON)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _Parser(list(dataclass_types), allow_abbrev=False)  # a typo must not match a longer flag
+    parser = _Parser(list(dataclass_types), allow_abbrev=False, usage="%(prog)s [config.json] [--flag value ...]")
     if argv and argv[0].endswith(".json"):
         argv = json_to_argv(parser, argv[0]) + argv[1:]
+    if ExperimentTrainingArguments in dataclass_types:
+        hide_from_help(parser, refused_fields())
+        check_flags(parser, argv, refused_fields())
     try:
         return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
     except ValueError as error:  # unknown CLI flags, TrainingArguments' own checks

@@ -5,7 +5,7 @@ import difflib
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from datasets import Dataset, concatenate_datasets, disable_progress_bars, load_dataset
+from datasets import Dataset, concatenate_datasets, load_dataset
 
 from .args import DataArguments
 from .errors import UserError, first_line
@@ -38,7 +38,6 @@ def load_split(
     default_hub: Optional[str] = None,
 ) -> Dataset:
     """One language's split ('train', 'validation', 'test'): the local file if given, else the hub dataset."""
-    disable_progress_bars()  # one line per run phase is printed instead
     template = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}[split]
     if template is not None:
         if "{lang}" not in template and len(set(data_args.languages + data_args.extra_eval_languages)) > 1:

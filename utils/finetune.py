@@ -10,6 +10,7 @@ from .errors import UserError
 from .io import write_json
 from .masks import Mask, read_mask_metadata
 from .outputs import RunPaths, guard_output_dir
+from .progress import setup_logging
 from .pruning import oneshot_prune, random_prune
 from .training import MaskedTrainer, TaskSetup, format_metrics
 
@@ -40,6 +41,7 @@ def run_finetune(
     training_args: ExperimentTrainingArguments,
     script: str,
 ) -> dict:
+    setup_logging(training_args)
     paths = RunPaths(training_args.output_dir)
     guard_output_dir(paths, training_args.overwrite_output_dir)
     with PartialState(cpu=training_args.use_cpu).main_process_first():  # rank 0 fills the data cache first
@@ -53,6 +55,7 @@ def run_finetune(
     if trainer.is_main and training_args.overwrite_output_dir:
         paths.clear_results()  # only now that the model, data and mask have all loaded cleanly
     trainer.accelerator.wait_for_everyone()
+    trainer.tracker.start(config_dict(model_args, data_args, mask_args, training_args))
     sparsity = mask.sparsity if mask is not None else 0.0
     trainer.print(
         f"fine-tuning {setup.task} on {','.join(setup.train_languages)} under a {mask_args.pruning_type} mask "
@@ -83,6 +86,7 @@ def run_finetune(
         "num_processes": trainer.accelerator.num_processes,
         "config": config_dict(model_args, data_args, mask_args, training_args),
     }
+    trainer.tracker.finish()
     if trainer.is_main:
         write_json(paths.finetune_results, results)
         if mask_args.save_model:

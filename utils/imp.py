@@ -24,7 +24,9 @@ from .io import atomic_write, write_json
 from .masks import Mask, safe_torch_load
 from .models import head_state_names
 from .outputs import RunPaths, imp_resume_state
+from .progress import setup_logging
 from .pruning import magnitude_prune, sparsity_schedule
+from .tracking import eta_line, round_values
 from .training import MaskedTrainer, TaskSetup, format_metrics
 
 # Settings that change which masks IMP finds; a resumed run must match the interrupted one on all of them.
@@ -32,6 +34,7 @@ _TRAINING_KEYS_THAT_SHAPE_MASKS = (
     "seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
     "num_train_epochs", "max_steps", "save_steps", "warmup_steps", "lr_scheduler_type", "optim",
     "per_device_train_batch_size", "gradient_accumulation_steps", "fp16", "bf16", "group_by_length", "do_train",
+    "data_seed",
 )
 _DATA_KEYS_FOR_EVAL_ONLY = (
     "validation_file", "test_file", "eval_languages", "max_eval_samples", "preprocessing_num_workers",
@@ -76,6 +79,7 @@ def run_imp(
 ) -> dict:
     if not training_args.do_train:
         raise UserError("IMP trains before every pruning step: pass --do_train")
+    setup_logging(training_args)
     paths = RunPaths(training_args.output_dir)
     schedule = sparsity_schedule(imp_args.prune_rate, imp_args.target_sparsity, imp_args.prune_schedule)
     fingerprint = mask_fingerprint(model_args, data_args, imp_args, training_args)
@@ -159,6 +163,9 @@ def run_imp(
         if trainer.is_main:
             write_json(paths.imp_results, results)  # marks the directory as this run's, resumable from round 0
     trainer.accelerator.wait_for_everyone()
+    trainer.tracker.start(results["config"])
+    trainer.global_step = start * round_steps
+    loop_started = time.time()
 
     for k in range(start, len(schedule)):
         set_seed(training_args.seed + k)
@@ -215,7 +222,10 @@ def run_imp(
             if k > 0:  # the results file now points at this round's head; the previous one is not needed
                 paths.carried_weights(k - 1).unlink(missing_ok=True)
         trainer.accelerator.wait_for_everyone()
+        trainer.tracker.log(round_values(entry, setup.metric), step=k)
+        trainer.print(prefix + eta_line(k + 1, len(schedule), k + 1 - start, time.time() - loop_started))
 
+    trainer.tracker.finish()
     if trainer.is_main:
         paths.clear_resume_files()
         print_imp_table(results)

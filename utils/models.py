@@ -1,6 +1,7 @@
 """Loading tokenizers and models, pre-trained or randomly initialised, with errors a user can act on."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -11,6 +12,8 @@ from transformers.utils import logging as hf_logging
 
 from .args import ModelArguments
 from .errors import UserError, first_line
+
+logger = logging.getLogger(__name__)
 
 
 def _check_local(name: str, what: str) -> None:
@@ -62,7 +65,7 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
             hf_logging.set_verbosity(verbosity)
             hf_logging.enable_progress_bar()
         if info.get("missing_keys") and os.environ.get("RANK", "0") == "0":  # once, not once per DDP rank
-            print(f"newly initialised (not in the checkpoint): {', '.join(sorted(info['missing_keys']))}")
+            logger.info(f"newly initialised (not in the checkpoint): {', '.join(sorted(info['missing_keys']))}")
         return model
     except (OSError, ValueError) as error:
         raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None

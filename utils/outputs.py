@@ -53,9 +53,15 @@ class RunPaths:
     def model_dir(self) -> Path:
         return self.root / "model"
 
+    @property
+    def tracking_dir(self) -> Path:
+        """Where --report_to tensorboard writes unless --logging_dir says otherwise."""
+        return self.root / "runs"
+
     def result_entries(self) -> list[Path]:
         """Files and folders this project writes into an output directory."""
-        candidates = [self.imp_results, self.finetune_results, self.masks_dir, *self.resume_files(), self.model_dir]
+        candidates = [self.imp_results, self.finetune_results, self.masks_dir, *self.resume_files(), self.model_dir,
+                      self.tracking_dir]
         return [p for p in candidates if p.exists()]
 
     def clear_results(self) -> None:

@@ -78,14 +78,7 @@ def heatmaps(
     font = 9 if max(rows, cols) <= 8 else 7 if max(rows, cols) <= 14 else 5.5
     for ax, (values, title, fmt, subtext, cmap, center, cbar_label) in zip(axes[0], panels):
         data = np.array([[np.nan if v is None else float(v) for v in row] for row in values], dtype=float)
-        finite = data[np.isfinite(data)]
-        if center is not None and finite.size:
-            spread = max(float(np.max(np.abs(finite - center))), 1e-12)
-            vmin, vmax = center - spread, center + spread
-        else:
-            vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            if vmin == vmax:
-                vmin, vmax = vmin - 0.5, vmax + 0.5
+        vmin, vmax = color_limits(data[np.isfinite(data)], center)
         image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
         bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
         if cbar_label:
@@ -120,6 +113,25 @@ def heatmaps(
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     return _save(fig, path)
+
+
+def color_limits(finite: np.ndarray, center: Optional[float] = None) -> tuple[float, float]:
+    """The colour scale spans the data's real range: symmetric about `center` for differences; when every value is
+    the same, a small span around it (never a 1e-12 scale for all-zero differences), kept inside [0, 1] when the
+    data is a fraction (F1, accuracy, Jaccard), so a colour bar never runs past 1.0 that the data does not reach."""
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    if center is not None:
+        spread = float(np.max(np.abs(finite - center)))
+        spread = spread if spread > 0 else 0.05 * max(1.0, abs(center))
+        return center - spread, center + spread
+    if low < high:
+        return low, high
+    pad = 0.05 * max(abs(low), 1.0)
+    if 0.0 <= low <= 1.0:
+        return max(low - pad, 0.0), min(high + pad, 1.0)
+    return low - pad, high + pad
 
 
 def subtext_any(panels: Sequence[tuple]) -> bool:
@@ -186,8 +198,10 @@ def curves(
     marker_label: str = "winning ticket",
     xticks: Optional[Sequence[float]] = None,
     ylim: Optional[tuple[float, float]] = None,
+    baseline: Optional[tuple[str, float]] = None,
 ) -> Path:
-    """Lines with optional ±std bands and markers: each dict has label, x, y, and optionally std and marker_x/y."""
+    """Lines with optional ±std bands and markers: each dict has label, x, y, and optionally std and marker_x/y;
+    `baseline` (label, value) is drawn as a dashed horizontal line (e.g. chance accuracy)."""
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     for line, color in zip(lines, _colors(len(lines))):
         x = np.asarray(line["x"], dtype=float) * (100 if percent_x else 1)
@@ -202,6 +216,8 @@ def curves(
     if any(line.get("marker_x") is not None for line in lines):
         ax.plot([], [], marker="*", markersize=10, color="grey", markeredgecolor="black", linestyle="none",
                 label=marker_label)
+    if baseline is not None:
+        ax.axhline(baseline[1], color="grey", linestyle="--", linewidth=1.2, label=baseline[0])
     if xticks is not None:
         ax.set_xticks(list(xticks))
     if ylim is not None:

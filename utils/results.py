@@ -458,10 +458,12 @@ def plot_summary(summary: dict, out: Path) -> list[Path]:
                           "std": [c["std"] for c in g["curve"]] if len(g["runs"]) > 1 else None,
                           "marker_x": ticket["sparsity"] if ticket else None,
                           "marker_y": ticket["metric"] if ticket else None})
+        ticks = sorted({round(100 * c["sparsity"], 4) for g in groups for c in g["curve"]})
         written.append(plots.curves(lines, out / f"imp_curves_{_slug(task)}.png",
                                     f"IMP: {metric} vs sparsity ({task}; mean ± std over seeds)",
                                     "sparsity (%)", metric, percent_x=True,
-                                    marker_label="winning ticket (within epsilon of dense)"))
+                                    marker_label="winning ticket (within epsilon of dense)",
+                                    xticks=ticks if len(ticks) <= 12 else None))
     for m in summary["transfer"]:
         index = {(e["source"], e["target"]): e for e in m["cells"]}
 

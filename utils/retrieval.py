@@ -26,6 +26,8 @@ from .errors import UserError, first_line
 from .io import write_json
 from .masks import Mask, read_mask_metadata
 from .pruning import prunable_weights
+from .progress import progress_bar
+from .similarity import default_label
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
 
@@ -215,7 +217,7 @@ def embed_layers(model: nn.Module, tokenizer, sentences: Sequence[str], pooling:
     device = next(encoder.parameters()).device
     order = np.argsort([len(s) for s in sentences], kind="stable")  # similar lengths together: less padding
     result: Optional[np.ndarray] = None
-    for begin in range(0, len(sentences), batch_size):
+    for begin in progress_bar(range(0, len(sentences), batch_size), desc="embedding", unit="batch"):
         index = order[begin: begin + batch_size]
         batch = tokenizer([sentences[i] for i in index], padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt")
@@ -348,10 +350,13 @@ def plot_retrieval(result: dict, path: Path) -> Path:
 
     layers = [row["layer"] for row in result["layers"]]
     src, tgt = result["src_lang"], result["tgt_lang"]
-    masks = [Path(m["path"]).stem if m else "dense" for m in (result["src_mask"], result["tgt_mask"])]
-    mask_text = masks[0] if masks[0] == masks[1] else f"{masks[0]} / {masks[1]}"
+    masks = [default_label(m["path"], m.get("metadata", {})) if m else "dense"
+             for m in (result["src_mask"], result["tgt_mask"])]
+    mask_text = f"mask {masks[0]}" if masks[0] == masks[1] else f"{src} under {masks[0]}, {tgt} under {masks[1]}"
     lines = [{"label": f"{src} -> {tgt}", "x": layers, "y": [row["accuracy"] for row in result["layers"]]},
              {"label": f"{tgt} -> {src}", "x": layers, "y": [row["accuracy_reverse"] for row in result["layers"]]}]
+    chance = 1.0 / max(1, result["pairs"])
     return plots.curves(lines, path, f"Parallel sentence retrieval per layer ({result['pairs']} pairs, "
-                                     f"{result['pooling']} pooling, mask: {mask_text})",
-                        "layer (0 = embeddings)", "accuracy (margin kNN)", xticks=layers, ylim=(0.0, 1.02))
+                                     f"{result['pooling']} pooling)\n{mask_text}",
+                        "layer (0 = embeddings)", "accuracy (fraction retrieved, margin kNN)", xticks=layers,
+                        ylim=(0.0, 1.02), baseline=(f"random (1/{result['pairs']} = {chance:.3f})", chance))

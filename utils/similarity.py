@@ -23,6 +23,7 @@ import numpy as np
 from .errors import UserError
 from .io import atomic_write, write_json
 from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata, source_name
+from .progress import progress_bar
 
 MAX_PRINTED_MISMATCHES = 20
 
@@ -342,7 +343,7 @@ def compare_masks(masks: Sequence[PackedMask]) -> dict:
     """Every pair, the N-way overlap, and the mismatches, as one JSON-ready dict."""
     if len(masks) < 2:
         raise UserError(f"need at least 2 masks to compare, got {len(masks)}")
-    pairs = [compare_pair(a, b) for a, b in combinations(masks, 2)]
+    pairs = [compare_pair(a, b) for a, b in progress_bar(list(combinations(masks, 2)), desc="mask pairs", unit="pair")]
     if all(p["shared_matrices"] == 0 for p in pairs):
         raise UserError("the masks share no weight matrix (same name and shape): are they masks of different models?")
     labels = [m.label for m in masks]
@@ -391,7 +392,8 @@ def load_all(paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None
             raise UserError(f"mask file not found: {path}")
     if labels is None:
         labels = unique_labels(paths, [read_mask_metadata(p) for p in paths])
-    return [load_packed(p, label) for p, label in zip(paths, labels)]
+    named = progress_bar(list(zip(paths, labels)), desc="loading masks", unit="mask")
+    return [load_packed(p, label) for p, label in named]
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
@@ -446,10 +448,11 @@ def plot_similarity(result: dict, out: Path) -> list[Path]:
     from . import plots
 
     labels = result["labels"]
-    subtext = [[None if b is None else f"rand {b:.2f}" for b in row] for row in result["random_baseline_matrix"]]
+    subtext = [[None if b is None or i == j else f"rand {b:.2f}" for j, b in enumerate(row)]
+               for i, row in enumerate(result["random_baseline_matrix"])]
     heatmap = plots.heatmap(
         result["jaccard_matrix"], labels, labels, out / "jaccard_heatmap.png",
-        "Jaccard similarity of kept weights (overall)\nsmall: expected for independent random masks",
+        "Jaccard similarity of kept weights (overall)\nrand: expected for independent random masks of these sparsities",
         fmt="{:.3f}", subtext=subtext, cmap="viridis", colorbar_label="Jaccard",
     )
     layers: list[str] = sorted({g for p in result["pairs"] for g in p["per_layer"]}, key=layer_sort_key)

@@ -6,6 +6,7 @@ clipping, and the weights are multiplied by the mask after every optimizer step 
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import TorchDynamoPlugin, gather_object
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from transformers import Trainer, get_scheduler
@@ -22,7 +23,11 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from .args import ExperimentTrainingArguments
 from .errors import UserError
 from .masks import BoundMask, Mask
+from .progress import bars_wanted, progress_bar
 from .pruning import prunable_weights
+from .tracking import RunTracker, accelerator_tracking_kwargs, eval_scalars
+
+logger = logging.getLogger(__name__)
 
 EvaluateFn = Callable[[nn.Module, DataLoader, Accelerator], dict[str, float]]
 
@@ -56,11 +61,20 @@ class MaskedTrainer:
         self.args = args
         mixed = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
         self.accelerator = Accelerator(
-            mixed_precision=mixed, gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=args.use_cpu
+            mixed_precision=mixed, gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=args.use_cpu,
+            dynamo_plugin=_dynamo_plugin(args), **accelerator_tracking_kwargs(args),
         )
+        self.tracker = RunTracker(self.accelerator, args)
+        self.global_step = 0  # optimizer steps over the whole run: the trackers' x axis
+        self.show_bars = bars_wanted(args.disable_tqdm, self.accelerator.is_main_process)
         self.generator = torch.Generator()
         model = setup.model
+        if args.activation_checkpointing:  # also set by its older name, --gradient_checkpointing
+            model.activation_checkpointing_enable(args.activation_checkpointing_kwargs or {"use_reentrant": False})
         optimizer = build_optimizer(model, args)
+        # A scheduler wraps optimizer.step to check the call order; wrapping it once now, before accelerate keeps
+        # the method (fp16), stops each round's new scheduler from warning "optimizer.step() has been overridden".
+        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         train_loader = self._train_loader() if setup.train_dataset is not None else None
         if train_loader is not None:
             self.model, self.optimizer, self.train_loader = self.accelerator.prepare(model, optimizer, train_loader)
@@ -72,7 +86,7 @@ class MaskedTrainer:
         }
         scaler = self.accelerator.scaler  # fp16 only: its loss scale is reset with the optimizer each round
         self._fresh_scaler_state = scaler.state_dict() if scaler is not None and scaler.is_enabled() else None
-        self.unwrapped = self.accelerator.unwrap_model(self.model)
+        self.unwrapped = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         self.weights = prunable_weights(self.unwrapped)
         self.mask: Optional[Mask] = None
         self._bound: Optional[BoundMask] = None
@@ -84,7 +98,8 @@ class MaskedTrainer:
         return self.accelerator.is_main_process
 
     def print(self, *values: Any) -> None:
-        self.accelerator.print(*values, flush=True)
+        """A progress line (logger 'utils.training': --log_level on the main process, --log_level_replica else)."""
+        logger.info(" ".join(str(v) for v in values))
 
     @property
     def steps_per_epoch(self) -> int:
@@ -116,6 +131,8 @@ class MaskedTrainer:
             num_workers=args.dataloader_num_workers,
             pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
             persistent_workers=args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
+            prefetch_factor=args.dataloader_prefetch_factor if args.dataloader_num_workers > 0 else None,
+            drop_last=args.dataloader_drop_last,  # training batches only: evaluation sees every example
         )
 
     def _eval_loader(self, dataset) -> DataLoader:
@@ -127,10 +144,14 @@ class MaskedTrainer:
             collate_fn=self.setup.eval_collate_fn or self.setup.collate_fn,  # would change the training that follows
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
+            prefetch_factor=self.args.dataloader_prefetch_factor if self.args.dataloader_num_workers > 0 else None,
         )
 
     def _batches(self, seed: int) -> Iterator[dict]:
-        """Endless training batches; epoch e of a run seeded `seed` always sees the same order (resumable)."""
+        """Endless training batches; epoch e of a run seeded `seed` always sees the same order (resumable).
+        --data_seed, when given, replaces --seed for the order only."""
+        if self.args.data_seed is not None:
+            seed = seed - self.args.seed + self.args.data_seed
         epoch = 0
         while True:
             self.generator.manual_seed(seed * 1_000_003 + epoch)
@@ -216,6 +237,7 @@ class MaskedTrainer:
         step, window_loss, window_batches, total_loss, total_batches = 0, None, 0, 0.0, 0
         history: list[dict[str, Any]] = []
         started = time.time()
+        bar = progress_bar(total=num_steps, enabled=self.show_bars, desc=log_prefix.strip() or "training", unit="step")
         while step < num_steps:
             batch = next(batches)
             with accelerator.accumulate(model):
@@ -233,7 +255,12 @@ class MaskedTrainer:
                 self.optimizer.zero_grad(set_to_none=True)
             self._mask_weights()
             step += 1
-            if step % max(1, args.logging_steps) == 0 or step == num_steps:
+            self.global_step += 1
+            bar.update(1)
+            if self.show_bars and step % 10 == 0 and window_batches:  # running loss since the last logged step
+                bar.set_postfix(loss=f"{float(window_loss) / window_batches:.4f}", refresh=False)
+            every = step % max(1, args.logging_steps) == 0
+            if every or step == num_steps or (args.logging_first_step and step == 1):
                 mean_loss = float(accelerator.reduce(window_loss, reduction="mean")) / window_batches
                 if not math.isfinite(mean_loss):
                     raise TrainingDiverged(
@@ -243,12 +270,14 @@ class MaskedTrainer:
                 window_loss, window_batches = None, 0
                 lr = self.scheduler.get_last_lr()[0]
                 self.print(f"{log_prefix}step {step}/{num_steps} loss {mean_loss:.4f} lr {lr:.3g}")
-                if args.evaluate_during_training and args.do_eval and step < num_steps and self.eval_loaders:
+                self.tracker.log({"train/loss": mean_loss, "train/learning_rate": lr}, step=self.global_step)
+                if args.evaluate_during_training and args.do_eval and every and step < num_steps and self.eval_loaders:
                     history.append({"step": step, "eval": self.evaluate()})
                     self.print(f"{log_prefix}step {step} eval {format_metrics(history[-1]['eval'], self.setup.metric)}")
                     model.train()
             if on_step is not None:
                 on_step(step)
+        bar.close()
         return {
             "steps": step,
             "train_loss": total_loss / max(1, total_batches),
@@ -262,11 +291,13 @@ class MaskedTrainer:
         self.model.eval()
         results = {}
         for lang, loader in self.eval_loaders.items():
+            batches = progress_bar(loader, True, desc=f"eval {lang}", unit="batch") if self.show_bars else loader
             with self.accelerator.autocast():
-                results[lang] = self.setup.evaluate(self.model, loader, self.accelerator)
+                results[lang] = self.setup.evaluate(self.model, batches, self.accelerator)
         if len(results) > 1:
             keys = set.intersection(*(set(r) for r in results.values()))
             results["average"] = {k: sum(r[k] for r in results.values()) / len(results) for k in sorted(keys)}
+        self.tracker.log(eval_scalars(results), step=self.global_step)
         return results
 
     def headline(self, results: dict[str, dict[str, float]]) -> Optional[float]:
@@ -284,6 +315,13 @@ def build_optimizer(model: nn.Module, args: ExperimentTrainingArguments) -> torc
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return optimizer_cls(groups, **optimizer_kwargs)
+
+
+def _dynamo_plugin(args: ExperimentTrainingArguments) -> Optional[TorchDynamoPlugin]:
+    """--torch_compile (with --torch_compile_backend / --torch_compile_mode): accelerate compiles the model."""
+    if not args.torch_compile:
+        return None
+    return TorchDynamoPlugin(backend=args.torch_compile_backend or "inductor", mode=args.torch_compile_mode)
 
 
 def format_metrics(results: dict[str, dict[str, float]], metric: str) -> str:
