@@ -169,9 +169,12 @@ def test_tensorboard_scalars_read_back(tiny_models, tmp_path, monkeypatch):
     assert len(hparams) == 1 and "learning_rate: 0.003" in hparams[0].read_text()
 
 
-def test_no_tracker_by_default_and_logging_first_step(tiny_models, tmp_path, monkeypatch, capsys):
+def test_tensorboard_by_default_none_on_request_and_logging_first_step(tiny_models, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
-    _imp(tiny_models, tmp_path / "run", "--logging_first_step")
+    _imp(tiny_models, tmp_path / "default")
+    assert list((tmp_path / "default" / "runs").rglob("events.out.tfevents.*"))  # tensorboard is installed here
+    capsys.readouterr()
+    _imp(tiny_models, tmp_path / "run", "--logging_first_step", "--report_to", "none")
     assert not (tmp_path / "run" / "runs").exists()
     out = capsys.readouterr().out
     assert "[round 1 | sparsity 10.0%] step 1/10 loss" in out and "step 1 eval" not in out

@@ -6,6 +6,7 @@ type or an unknown key stops with one line that names it.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass, field
@@ -53,6 +54,11 @@ class ExperimentTrainingArguments(TrainingArguments):
     logging_dir: Optional[str] = field(
         default=None, metadata={"help": "Where --report_to tensorboard writes (default: OUTPUT_DIR/runs)."}
     )
+    report_to: None | str | list[str] = field(
+        default="default",
+        metadata={"help": "Trackers to log to: tensorboard, wandb, mlflow, ..., all (every installed one) or none; "
+                          "default: tensorboard when it is installed, else none."},
+    )
 
     def __post_init__(self) -> None:
         if self.output_dir is None:
@@ -61,6 +67,8 @@ class ExperimentTrainingArguments(TrainingArguments):
             if self.warmup_steps or not 0 < self.warmup_ratio < 1:
                 raise UserError("--warmup_ratio must be in (0, 1) and not combined with --warmup_steps")
             self.warmup_steps = self.warmup_ratio
+        if self.report_to == "default":
+            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
         if self.dataloader_num_workers < 0:
             self.dataloader_num_workers = 2 if torch.cuda.is_available() and not self.use_cpu else 0
         super().__post_init__()
