@@ -281,8 +281,28 @@ def to_html(title: str, sections: list[dict]) -> str:
     return "\n".join(parts + ["</body></html>"])
 
 
-def write_report(study: Study, outcomes: dict) -> Path:
-    """Write the report from whatever analyses completed; returns the path of report.md."""
+def text_table(header: list, rows: list[list]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    return "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
+                               enumerate(zip(row, widths))) for row in [header, *rows])
+
+
+KEY_TABLES = ("imp_tickets", "transfer_", "cross_task", "jaccard_")
+
+
+def key_tables(sections: list[dict]) -> str:
+    """The tables a study prints at its end: tickets, transfer matrices, cross-task, the first seed's Jaccard."""
+    blocks = []
+    for section in sections:
+        for table in section["tables"]:
+            name = table["name"]
+            if name.startswith(KEY_TABLES) and "per_layer" not in name and "mean_relative" not in name:
+                blocks.append(f"{table['title']}\n{text_table(table['header'], table['rows'])}")
+    return "\n\n".join(blocks)
+
+
+def write_report(study: Study, outcomes: dict) -> list[dict]:
+    """Write the report from whatever analyses completed; returns its sections."""
     out = study.study_dir
     summary = _read(out / "summary" / "results_summary.json")
     sections = [status_section(outcomes)]
@@ -301,4 +321,4 @@ def write_report(study: Study, outcomes: dict) -> Path:
     write_json(out / "report.json", {"title": title, "study": study.path, "sections": sections})
     write_text(out / "report.md", to_markdown(title, sections))
     write_text(out / "report.html", to_html(title, sections))
-    return out / "report.md"
+    return sections

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from ..errors import UserError
 from ..io import write_json
 from .execute import Outcome, execute, make_executor
+from .report import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
 from .state import Decision, decide
 
@@ -88,16 +89,10 @@ def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
     rows, notes = estimate_rows(study, decisions)
     total = sum(float(r[4].replace(",", "")) for r in rows if r[3] != "-")
     print(f"\nstudy {study.name}: {len(study.runs)} runs in {study.study_dir}")
-    print(_table(["kind", "runs", "to run", "optimizer steps", "GPU-hours (est.)"], rows))
+    print(text_table(["kind", "runs", "to run", "optimizer steps", "GPU-hours (est.)"], rows))
     print(f"total: {total:,.1f} GPU-hours of training, at these assumed speeds (evaluation included, as in the "
           "paper's figures, which were measured on a Quadro RTX 8000):")
     print("\n".join(notes))
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    return "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
-                               enumerate(zip(row, widths))) for row in [header, *rows])
 
 
 def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -> None:
@@ -114,7 +109,7 @@ def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -
 
 def run_study(args: StudyArguments) -> int:
     """Exit status: 0 when every run is complete, 1 when some failed or were skipped."""
-    from .report import write_report
+    from .report import key_tables, write_report  # matplotlib only when a study runs
 
     study = load_study(args.study)
     decisions = decide(study, args.restart)
@@ -129,6 +124,8 @@ def run_study(args: StudyArguments) -> int:
     ordered = {rid: outcomes[rid] for rid in study.runs}
     write_json(study.study_dir / STATE_FILE, {"study": study.path, "runs": [o.as_dict() for o in ordered.values()]})
     print_outcomes(study, ordered, time.time() - started)
-    report = write_report(study, ordered)
-    print(f"report: {report}")
+    sections = write_report(study, ordered)
+    tables = key_tables(sections)
+    print(f"\n{tables}\n" if tables else "")
+    print(f"report: {study.study_dir / 'report.md'} (tables as CSV in tables/, figures in figures/, report.html)")
     return 0 if all(o.status in ("ok", "complete") for o in ordered.values()) else 1
