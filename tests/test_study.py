@@ -284,3 +284,29 @@ def test_study_through_submitit_local_executor(tiny_models, tmp_path, monkeypatc
     report = json.loads((root / "report.json").read_text())
     tickets = next(t for sec in report["sections"] for t in sec["tables"] if t["name"] == "imp_tickets")
     assert tickets["rows"][0][:3] == ["ner/en", "f1", 1]
+
+
+def test_local_executor_gives_each_run_its_own_gpu(tmp_path):
+    """Two GPUs, three runs: two at a time, each with its own CUDA_VISIBLE_DEVICES; the third waits for a free one."""
+    from utils.study.execute import LocalExecutor, execute
+    from utils.study.plan import Run, Study
+    from utils.study.state import Decision
+
+    script = tmp_path / "probe.py"
+    script.write_text("import json, os, sys, time\n"
+                      "config = json.load(open(sys.argv[1]))\n"
+                      "start = time.time(); time.sleep(0.6)\n"
+                      "json.dump({'gpu': os.environ['CUDA_VISIBLE_DEVICES'], 'start': start, 'end': time.time()},"
+                      " open(os.path.join(config['output_dir'], 'probe.json'), 'w'))\n")
+    study = Study("gpus", "probe.json", tmp_path / "study", [1], {}, [], {})
+    for i in range(3):
+        run_dir = study.study_dir / f"probe{i}"
+        study.add(Run(f"probe{i}", "summary", str(script), {"output_dir": str(run_dir)}, run_dir,
+                      outputs=["probe.json"]))
+    executor = LocalExecutor(["3", "5"], 2, "subprocess")
+    outcomes = execute(study, {rid: Decision("run", "new") for rid in study.runs}, executor, str(tmp_path), 0.05)
+    assert {o.status for o in outcomes.values()} == {"ok"}
+    probes = [json.loads((study.study_dir / f"probe{i}" / "probe.json").read_text()) for i in range(3)]
+    assert {probes[0]["gpu"], probes[1]["gpu"]} == {"3", "5"}
+    assert probes[2]["start"] >= min(probes[0]["end"], probes[1]["end"])  # never three at once
+    assert "CUDA_VISIBLE_DEVICES=" + probes[2]["gpu"] in (study.study_dir / "probe2" / "run.log").read_text()

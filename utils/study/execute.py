@@ -25,8 +25,12 @@ from typing import Any, Optional
 
 from ..errors import UserError
 from ..io import write_json
+from ..outputs import RunPaths
 from .plan import Run, Study
 from .state import CONFIG, LOG, RECORD, Decision, is_complete, last_line
+
+
+REPO = Path(__file__).resolve().parents[2]  # the scripts' folder; runs start in the directory study.py ran from
 
 
 @dataclass
@@ -41,11 +45,14 @@ class Outcome:
         return dict(vars(self))
 
 
-def job_for(run: Run, resume: bool, cwd: str) -> dict[str, Any]:
-    """What a worker needs to run one run (plain data: it is pickled for submitit)."""
-    config = run.run_dir / CONFIG
-    return {"id": run.id, "cwd": cwd, "argv": [run.script, str(config)] + (["--resume"] if resume else []),
-            "log": str(run.run_dir / LOG)}
+def job_for(run: Run, resume: bool, cwd: str, gpus_per_run: int = 1) -> dict[str, Any]:
+    """What a worker needs to run one run (plain data: it is pickled for submitit).
+
+    Training runs on several GPUs go through torchrun, as the scripts are run by hand (one process per GPU)."""
+    argv = [str(REPO / run.script), str(run.run_dir / CONFIG)] + (["--resume"] if resume else [])
+    if gpus_per_run > 1 and run.task_kind is not None:
+        argv = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus_per_run}", *argv]
+    return {"id": run.id, "cwd": cwd, "argv": argv, "log": str(run.run_dir / LOG)}
 
 
 def _header(job: dict, env: dict) -> str:
@@ -54,15 +61,20 @@ def _header(job: dict, env: dict) -> str:
             f"| python {' '.join(job['argv'])}\n")
 
 
-def run_job(job: dict[str, Any], env: Optional[dict] = None) -> dict[str, Any]:
-    """Run one script in a new interpreter, its output appended to the run's log; for submitit jobs and GPUs."""
+def start_job(job: dict[str, Any], env: Optional[dict] = None) -> subprocess.Popen:
+    """Start one script in a new interpreter, its output appended to the run's log."""
     env = {**os.environ, **(env or {})}
-    started = time.time()
     with open(job["log"], "a", encoding="utf-8") as log:
         log.write(_header(job, env))
         log.flush()
-        code = subprocess.call([sys.executable, "-u", *job["argv"]], cwd=job["cwd"], stdout=log,
-                               stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+        return subprocess.Popen([sys.executable, "-u", *job["argv"]], cwd=job["cwd"], stdout=log,  # noqa: S603
+                                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+
+
+def run_job(job: dict[str, Any], env: Optional[dict] = None) -> dict[str, Any]:
+    """One run from start to end: what a submitit job calls."""
+    started = time.time()
+    code = start_job(job, env).wait()
     return {"returncode": code, "seconds": time.time() - started}
 
 
@@ -133,21 +145,26 @@ class LocalExecutor:
     gpus: list[str]
     workers: int
     launcher: str  # fork or subprocess
-    running: dict[int, tuple[str, Optional[str], float]] = field(default_factory=dict)  # pid -> id, gpu, start
+    gpus_per_run: int = 1
+    running: dict[int, tuple[str, list[str], float]] = field(default_factory=dict)  # pid -> id, gpus, start
+    processes: dict[int, subprocess.Popen] = field(default_factory=dict)
 
     @classmethod
     def from_study(cls, study: Study) -> "LocalExecutor":
         spec = study.executor
         gpus = [str(g) for g in spec["gpus"]] if "gpus" in spec else visible_gpus()
-        workers = len(gpus) if gpus else int(spec.get("workers", 1))
+        per_run = int(spec.get("gpus_per_run", 1))
+        if per_run < 1 or (gpus and per_run > len(gpus)):
+            raise UserError(f"{study.path}: executor.gpus_per_run {per_run} must be in 1..{len(gpus) or 1}")
+        workers = len(gpus) // per_run if gpus else int(spec.get("workers", 1))
         if workers < 1:
             raise UserError(f"{study.path}: executor.workers must be >= 1")
         launcher = spec.get("launcher", "auto")
         if launcher == "auto":
             launcher = "subprocess" if gpus else "fork"
-        if launcher == "fork" and not hasattr(os, "fork"):
+        if launcher == "fork" and (not hasattr(os, "fork") or per_run > 1):
             launcher = "subprocess"
-        return cls(gpus, workers, launcher)
+        return cls(gpus, workers, launcher, per_run)
 
     def describe(self) -> str:
         where = f"GPUs {','.join(self.gpus)}" if self.gpus else "CPU"
@@ -166,11 +183,11 @@ class LocalExecutor:
         return self.workers - len(self.running)
 
     def submit(self, runs_and_jobs: list[tuple[Run, dict]]) -> None:
-        busy = {gpu for _, gpu, _ in self.running.values()}
+        busy = {gpu for _, gpus, _ in self.running.values() for gpu in gpus}
         for run, job in runs_and_jobs:
-            gpu = next((g for g in self.gpus if g not in busy), None)
-            busy.add(gpu)
-            env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
+            gpus = [g for g in self.gpus if g not in busy][: self.gpus_per_run]
+            busy.update(gpus)
+            env = {"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {}
             if self.launcher == "fork":
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -178,20 +195,28 @@ class LocalExecutor:
                 if pid == 0:
                     _forked_child(job, env)
             else:
-                pid = subprocess.Popen(  # noqa: S603 - our own scripts
-                    [sys.executable, "-c", "import json, sys; from utils.study.execute import run_job; "
-                     "sys.exit(run_job(json.loads(sys.argv[1]))['returncode'])", _json(job)],
-                    cwd=job["cwd"], env={**os.environ, **env}, preexec_fn=_die_with_parent).pid
-            self.running[pid] = (run.id, gpu, time.time())
+                process = start_job(job, env)
+                self.processes[process.pid] = process  # keeps the Popen alive; reaped by waitpid in poll()
+                pid = process.pid
+            self.running[pid] = (run.id, gpus, time.time())
 
     def poll(self) -> list[tuple[str, Optional[int], str]]:
         finished = []
         for pid in list(self.running):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
+            code = self._exit_code(pid)
+            if code is not None:
                 run_id, _, started = self.running.pop(pid)
-                finished.append((run_id, os.waitstatus_to_exitcode(status), f"{time.time() - started:.0f}"))
+                finished.append((run_id, code, f"{time.time() - started:.0f}"))
         return finished
+
+    def _exit_code(self, pid: int) -> Optional[int]:
+        if pid in self.processes:
+            code = self.processes[pid].poll()
+            if code is not None:
+                del self.processes[pid]
+            return code
+        done, status = os.waitpid(pid, os.WNOHANG)  # a forked run
+        return os.waitstatus_to_exitcode(status) if done else None
 
     def stop(self) -> None:
         for pid in self.running:
@@ -200,14 +225,9 @@ class LocalExecutor:
             except ProcessLookupError:
                 pass
         for pid in list(self.running):
-            os.waitpid(pid, 0)
+            while self._exit_code(pid) is None:
+                time.sleep(0.1)
         self.running.clear()
-
-
-def _json(data: Any) -> str:
-    import json
-
-    return json.dumps(data)
 
 
 @dataclass
@@ -226,13 +246,15 @@ class SubmititExecutor:
 
         spec = study.executor
         cluster = "local" if spec.get("kind") == "submitit_local" else spec.get("cluster", "slurm")
+        # jobs unpickle run_job from this package: let them find it wherever they start (sbatch exports the env)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         folder = Path(spec.get("folder", str(study.study_dir / "submitit")))
         try:
             executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster)
         except RuntimeError as error:
             raise UserError(f"{study.path}: executor: {error} (use \"cluster\": \"local\" to test without Slurm)")
         params: dict[str, Any] = {"name": f"study_{study.name}", "timeout_min": spec.get("time_min", 24 * 60),
-                                  "gpus_per_node": spec.get("gpus_per_node", 1 if cluster == "slurm" else 0),
+                                  "gpus_per_node": spec.get("gpus_per_node", spec.get("gpus_per_run", 1) if cluster == "slurm" else 0),
                                   "cpus_per_task": spec.get("cpus_per_task", 4 if cluster == "slurm" else 1)}
         if "mem_gb" in spec:
             params["mem_gb"] = spec["mem_gb"]
@@ -298,16 +320,20 @@ def make_executor(study: Study):
 
 
 def prepare_run_dir(run: Run, decision: Decision) -> None:
-    """Restart: delete the directory (only ever on --restart). Then record the spec and write the config."""
+    """Restart: delete the directory (only ever on --restart). Run again: remove what an unfinished run of the same
+    spec left (e.g. rewind weights of an IMP run killed before its first results), never a complete run's files.
+    Then record the spec and write the config."""
     if decision.action == "restart" and run.run_dir.exists():
         shutil.rmtree(run.run_dir)
+    elif decision.action == "run" and run.task_kind is not None and not is_complete(run):
+        RunPaths(run.run_dir).clear_results()
     run.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run.run_dir / CONFIG, run.config)
     write_json(run.run_dir / RECORD, {"id": run.id, "kind": run.kind, **run.spec, "deps": run.deps})
 
 
 def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, poll_seconds: float = 0.5,
-            ) -> dict[str, Outcome]:
+            gpus_per_run: int = 1) -> dict[str, Outcome]:
     """Run every run not skipped, each once its dependencies are done; a failure only stops what depends on it."""
     outcomes: dict[str, Outcome] = {rid: Outcome(rid, "complete", "already complete")
                                     for rid, d in decisions.items() if d.action == "skip"}
@@ -332,7 +358,8 @@ def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, po
                 for run in ready:
                     prepare_run_dir(run, decisions[run.id])
                     print(f"start  {run.id} ({decisions[run.id].action}: {decisions[run.id].reason})", flush=True)
-                executor.submit([(r, job_for(r, decisions[r.id].action == "resume", cwd)) for r in ready])
+                executor.submit([(r, job_for(r, decisions[r.id].action == "resume", cwd, gpus_per_run))
+                                 for r in ready])
             for run_id, code, detail in executor.poll():
                 outcomes[run_id] = _finish(study.runs[run_id], code, detail)
             if not ready:

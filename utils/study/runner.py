@@ -120,7 +120,12 @@ def run_study(args: StudyArguments) -> int:
     todo = sum(d.action != "skip" for d in decisions.values())
     print(f"study {study.name}: {len(study.runs)} runs, {todo} to run; {executor.describe()}", flush=True)
     started = time.time()
-    outcomes = execute(study, decisions, executor, os.getcwd(), study.executor.get("poll_seconds", 0.5))
+    try:
+        outcomes = execute(study, decisions, executor, os.getcwd(), study.executor.get("poll_seconds", 0.5),
+                           study.executor.get("gpus_per_run", 1))
+    except KeyboardInterrupt:
+        print(f"\nstudy {study.name} interrupted (its runs were stopped); run the same command to continue")
+        return 130
     ordered = {rid: outcomes[rid] for rid in study.runs}
     write_json(study.study_dir / STATE_FILE, {"study": study.path, "runs": [o.as_dict() for o in ordered.values()]})
     print_outcomes(study, ordered, time.time() - started)

@@ -32,6 +32,7 @@ EXECUTOR = {
     "workers": "int", "launcher": ("auto", "fork", "subprocess"), "partition": "str", "time_min": "int",
     "gpus_per_node": "int", "cpus_per_task": "int", "mem_gb": "number", "account": "str", "sbatch": "dict",
     "array_parallelism": "int", "folder": "str", "poll_seconds": "number", "analysis_gpus": "int",
+    "gpus_per_run": "int",
 }
 BASELINES = ("dense", "random", "oneshot", "rand_init")
 
