@@ -72,8 +72,8 @@ def tickets_section(summary: dict, out: Path) -> dict:
                      *(_f(randoms.get((target, g["metric"], s))) for s in columns)])
     table = _table("imp_tickets", "Winning tickets (paper Table 2 style)",
                    "full = dense model (IMP round 0, mean ± std over seeds); ticket = metric at the highest sparsity "
-                   "whose mean is within epsilon (1 std of full) of full; random = a random mask at that sparsity, "
-                   "fine-tuned; perplexity: lower is better, else higher.",
+                   "whose mean is within epsilon (1 std of full) of full; random @p = a random mask at sparsity p "
+                   "fine-tuned (the paper puts it at the ticket's sparsity); perplexity: lower is better, else higher.",
                    ["task/language", "metric", "seeds", "full", "epsilon", "ticket (sparsity)",
                     *(f"random @{_pct(s)}" for s in columns)], rows)
     points = sorted({c["sparsity"] for g in summary["imp"] for c in g["curve"]})
