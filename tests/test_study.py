@@ -111,6 +111,10 @@ def write_study(path: Path, **changes) -> Path:
     ({"cross_task": [{"source": "xnli", "target": "ner"}]}, "cross_task[0]: unknown key 'xnli'"),
     ({"executor": {"kind": "slurm", "partiton": "gpu"}}, "unknown key 'partiton' (did you mean 'partition'?)"),
     ({"baselines": ["randm"]}, "unknown baseline 'randm'"),
+    ({"steps_per_second": {"imp/nerr": 2}}, "unknown key 'imp/nerr' (did you mean 'imp/ner'"),
+    ({"tasks": {"ner": {"imp_config": "configs/offline/LT_ner_en.json", "languages": ["en", "fr"],
+                        "finetune_config": "configs/offline/ner_fine_tune_fr.json",
+                        "imp_overrides": {"train_file": "data/ner/en/train.jsonl"}}}}, "has no '{lang}'"),
 ])
 def test_bad_study_files_stop_with_one_line(in_repo, tmp_path, capsys, changes, message):
     import study as study_script

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..io import write_json
 from ..outputs import RunPaths
 from .plan import Run, Study
@@ -282,8 +282,11 @@ class SubmititExecutor:
             if not group:
                 continue
             self.executor.update_parameters(gpus_per_node=gpus)
-            with self.executor.batch():
-                jobs = [self.executor.submit(run_job, job) for _, job in group]
+            try:
+                with self.executor.batch():
+                    jobs = [self.executor.submit(run_job, job) for _, job in group]
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+                raise UserError(f"submitting {len(group)} run(s) failed: {first_line(error)}") from None
             for (run, _), job in zip(group, jobs):
                 self.jobs[run.id] = job
                 print(f"  submitted {run.id} as job {job.job_id}", flush=True)

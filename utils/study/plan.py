@@ -189,6 +189,13 @@ def load_study(path: str) -> Study:
     for name in raw.get("baselines", []):
         if name not in schema.BASELINES:
             raise UserError(f"{path}: unknown baseline '{name}' (known: {', '.join(schema.BASELINES)})")
+    for key, value in raw.get("steps_per_second", {}).items():
+        phase, _, kind = key.partition("/")
+        if phase not in ("imp", "finetune") or kind not in TASK_KINDS:
+            raise schema.unknown_key(f"{path}: steps_per_second", key,
+                                     [f"{p}/{k}" for p in ("imp", "finetune") for k in TASK_KINDS])
+        if not schema.is_type(value, "number") or value <= 0:
+            raise UserError(f"{path}: steps_per_second '{key}' must be a positive number, got {value!r}")
     study = Study(raw["name"], path, Path(raw.get("study_dir", f"runs/studies/{raw['name']}")), list(raw["seeds"]),
                   {}, [float(v) for v in raw.get("transfer_sparsities", [])], raw)
     for name, spec in raw["tasks"].items():

@@ -230,7 +230,7 @@ def status_section(outcomes: dict) -> dict:
     rows = [[o.id, o.status, o.detail, o.log or ""] for o in outcomes.values() if o.status in ("failed", "skipped")]
     counts = {s: sum(o.status == s for o in outcomes.values()) for s in ("ok", "complete", "failed", "skipped")}
     text = (f"{len(outcomes)} runs: {counts['ok'] + counts['complete']} complete, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped (their inputs failed).")
+            f"{counts['skipped']} skipped because an input failed.")
     tables = [_table("runs_not_complete", "Runs that failed or were skipped",
                      "the last line of a failed run's log, and where the log is; re-run the study to retry them.",
                      ["run", "status", "why", "log"], rows)] if rows else []

@@ -43,9 +43,9 @@ def unknown_key(where: str, key: str, options: Iterable[str]) -> UserError:
     return UserError(f"{where}: unknown key '{key}'{hint}")
 
 
-def _is(value: Any, kind: str) -> bool:
+def is_type(value: Any, kind: str) -> bool:
     if kind.startswith("list["):
-        return isinstance(value, list) and all(_is(v, kind[5:-1]) for v in value)
+        return isinstance(value, list) and all(is_type(v, kind[5:-1]) for v in value)
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
@@ -64,7 +64,7 @@ def check(obj: Any, schema: dict, where: str, required: Iterable[str] = ()) -> d
         if isinstance(kind, tuple):
             if value not in kind:
                 raise UserError(f"{where}: '{key}' must be one of {', '.join(map(repr, kind))}, got {value!r}")
-        elif not _is(value, kind):
+        elif not is_type(value, kind):
             raise UserError(f"{where}: '{key}' must be {kind.replace('list[', 'a list of ').rstrip(']')}, "
                             f"got {value!r}")
     for key in required:
