@@ -262,6 +262,15 @@ def test_killed_study_resumes_without_redoing_complete_runs(local_study, tiny_mo
     assert len(starts) == 2 and starts[1].endswith("--resume")
     expected = (reference / "report.md").read_text().replace(str(reference), "STUDY")
     assert (root / "report.md").read_text().replace(str(root), "STUDY") == expected
+    # --restart deletes the named run's directory and runs it again; nothing else is redone
+    similarity = root / "similarity/ner/50/s1"
+    (similarity / "stray.txt").write_text("left by hand")
+    before = (similarity / "mask_similarity.json").stat().st_mtime_ns
+    assert study_script.main([str(path), "--restart", "similarity/ner/*"]) == 1
+    out = capsys.readouterr().out
+    assert "start  similarity/ner/50/s1 (restart: named by --restart)" in out and "start  imp/ner" not in out
+    assert not (similarity / "stray.txt").exists() and (similarity / "mask_similarity.json").stat().st_mtime_ns > before
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()} == stamps
 
 
 def test_study_through_submitit_local_executor(tiny_models, tmp_path, monkeypatch):
