@@ -1,0 +1,392 @@
+"""Running a study's runs: a scheduler over two executors, local processes and submitit (Slurm or its local mode).
+
+The scheduler keeps the study runner alive and hands out runs as their dependencies finish: every run whose
+inputs are complete goes out at once (on Slurm, one job array per batch via submitit's executor.batch()), so a
+fine-tuning run starts as soon as the one IMP run it reads is done, not after the whole IMP stage. This needs no
+Slurm dependency bookkeeping, behaves the same on the local executor and in the tests, and a killed runner loses
+nothing: each run's state lives in its directory, so running the study again skips, resumes or re-runs.
+
+Every run is `python SCRIPT RUN_DIR/config.json [--resume]` in the directory study.py was started from, its
+stdout and stderr appended to RUN_DIR/run.log. On CPU the local executor forks the runner (which has imported the
+scripts' modules once) instead of starting a new interpreter, saving the ~8 s import of torch and transformers per
+run; with GPUs it starts a fresh process per run with its own CUDA_VISIBLE_DEVICES.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import UserError, first_line
+from ..io import write_json
+from ..outputs import RunPaths
+from .plan import Run, Study
+from .state import CONFIG, LOG, RECORD, Decision, is_complete, last_line
+
+
+REPO = Path(__file__).resolve().parents[2]  # the scripts' folder; runs start in the directory study.py ran from
+
+
+@dataclass
+class Outcome:
+    id: str
+    status: str  # ok, failed, skipped, complete (already, not run now)
+    detail: str = ""
+    log: Optional[str] = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+def job_for(run: Run, resume: bool, cwd: str, gpus_per_run: int = 1) -> dict[str, Any]:
+    """What a worker needs to run one run (plain data: it is pickled for submitit).
+
+    Training runs on several GPUs go through torchrun, as the scripts are run by hand (one process per GPU)."""
+    argv = [str(REPO / run.script), str(run.run_dir / CONFIG)] + (["--resume"] if resume else [])
+    if gpus_per_run > 1 and run.task_kind is not None:
+        argv = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus_per_run}", *argv]
+    return {"id": run.id, "cwd": cwd, "argv": argv, "log": str(run.run_dir / LOG)}
+
+
+def _header(job: dict, env: dict) -> str:
+    devices = env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
+    return (f"\n=== study run {job['id']} | {time.strftime('%Y-%m-%d %H:%M:%S')} | CUDA_VISIBLE_DEVICES={devices} "
+            f"| python {' '.join(job['argv'])}\n")
+
+
+def start_job(job: dict[str, Any], env: Optional[dict] = None) -> subprocess.Popen:
+    """Start one script in a new interpreter, its output appended to the run's log."""
+    env = {**os.environ, **(env or {})}
+    with open(job["log"], "a", encoding="utf-8") as log:
+        log.write(_header(job, env))
+        log.flush()
+        return subprocess.Popen([sys.executable, "-u", *job["argv"]], cwd=job["cwd"], stdout=log,  # noqa: S603
+                                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+
+
+def run_job(job: dict[str, Any], env: Optional[dict] = None) -> dict[str, Any]:
+    """One run from start to end: what a submitit job calls."""
+    started = time.time()
+    code = start_job(job, env).wait()
+    return {"returncode": code, "seconds": time.time() - started}
+
+
+def _die_with_parent() -> None:
+    """Linux: a run ends when whoever started it is killed, so a killed study leaves no orphan writing results."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _forked_child(job: dict, env: dict) -> None:
+    """In a forked copy of the runner: become the script (as `python SCRIPT ARGS` would) and exit with its code."""
+    import runpy
+    import traceback
+
+    code = 1
+    try:
+        _die_with_parent()
+        os.environ.update(env)
+        os.chdir(job["cwd"])
+        fd = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, _header(job, env).encode())
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)
+        sys.argv = list(job["argv"])
+        try:
+            runpy.run_path(job["argv"][0], run_name="__main__")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        except BaseException:  # noqa: BLE001 - the child must report and exit, whatever happened
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Executors: submit(runs) and poll() -> finished (id, result or error text)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids from CUDA_VISIBLE_DEVICES, else from nvidia-smi; never initialises CUDA in the runner."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is not None:
+        return [v.strip() for v in value.split(",") if v.strip() and v.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+@dataclass
+class LocalExecutor:
+    """One run per visible GPU at a time (each with its own CUDA_VISIBLE_DEVICES), or `workers` at a time on CPU."""
+
+    gpus: list[str]
+    workers: int
+    launcher: str  # fork or subprocess
+    gpus_per_run: int = 1
+    running: dict[int, tuple[str, list[str], float]] = field(default_factory=dict)  # pid -> id, gpus, start
+    processes: dict[int, subprocess.Popen] = field(default_factory=dict)
+
+    @classmethod
+    def from_study(cls, study: Study) -> "LocalExecutor":
+        spec = study.executor
+        gpus = [str(g) for g in spec["gpus"]] if "gpus" in spec else visible_gpus()
+        per_run = int(spec.get("gpus_per_run", 1))
+        if per_run < 1 or (gpus and per_run > len(gpus)):
+            raise UserError(f"{study.path}: executor.gpus_per_run {per_run} must be in 1..{len(gpus) or 1}")
+        workers = len(gpus) // per_run if gpus else int(spec.get("workers", 1))
+        if workers < 1:
+            raise UserError(f"{study.path}: executor.workers must be >= 1")
+        launcher = spec.get("launcher", "auto")
+        if launcher == "auto":
+            launcher = "subprocess" if gpus else "fork"
+        if launcher == "fork" and (not hasattr(os, "fork") or per_run > 1):
+            launcher = "subprocess"
+        return cls(gpus, workers, launcher, per_run)
+
+    def describe(self) -> str:
+        where = f"GPUs {','.join(self.gpus)}" if self.gpus else "CPU"
+        return f"local executor: {self.workers} run(s) at a time on {where} ({self.launcher})"
+
+    def prepare(self, runs: list[Run]) -> None:
+        """Fork launcher: import each script's modules once here, so every forked run starts without imports."""
+        if self.launcher != "fork":
+            return
+        import importlib
+
+        for script in sorted({run.script for run in runs}):
+            importlib.import_module(Path(script).stem)
+
+    def free_slots(self) -> int:
+        return self.workers - len(self.running)
+
+    def submit(self, runs_and_jobs: list[tuple[Run, dict]]) -> None:
+        busy = {gpu for _, gpus, _ in self.running.values() for gpu in gpus}
+        for run, job in runs_and_jobs:
+            gpus = [g for g in self.gpus if g not in busy][: self.gpus_per_run]
+            busy.update(gpus)
+            env = {"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {}
+            if self.launcher == "fork":
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _forked_child(job, env)
+            else:
+                process = start_job(job, env)
+                self.processes[process.pid] = process  # keeps the Popen alive; reaped by waitpid in poll()
+                pid = process.pid
+            self.running[pid] = (run.id, gpus, time.time())
+
+    def poll(self) -> list[tuple[str, Optional[int], str]]:
+        finished = []
+        for pid in list(self.running):
+            code = self._exit_code(pid)
+            if code is not None:
+                run_id, _, started = self.running.pop(pid)
+                finished.append((run_id, code, f"{time.time() - started:.0f}"))
+        return finished
+
+    def _exit_code(self, pid: int) -> Optional[int]:
+        if pid in self.processes:
+            code = self.processes[pid].poll()
+            if code is not None:
+                del self.processes[pid]
+            return code
+        done, status = os.waitpid(pid, os.WNOHANG)  # a forked run
+        return os.waitstatus_to_exitcode(status) if done else None
+
+    def stop(self) -> None:
+        for pid in self.running:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for pid in list(self.running):
+            while self._exit_code(pid) is None:
+                time.sleep(0.1)
+        self.running.clear()
+
+
+@dataclass
+class SubmititExecutor:
+    """Slurm through submitit (or submitit's local mode): each batch of ready runs is one job array."""
+
+    executor: Any
+    params: dict
+    analysis_gpus: int
+    folder: Path
+    jobs: dict[str, Any] = field(default_factory=dict)  # run id -> submitit job
+
+    @classmethod
+    def from_study(cls, study: Study) -> "SubmititExecutor":
+        import submitit
+
+        spec = study.executor
+        cluster = "local" if spec.get("kind") == "submitit_local" else spec.get("cluster", "slurm")
+        # jobs unpickle run_job from this package: let them find it wherever they start (sbatch exports the env)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        folder = Path(spec.get("folder", str(study.study_dir / "submitit")))
+        try:
+            executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster)
+        except RuntimeError as error:
+            raise UserError(f"{study.path}: executor: {error} (use \"cluster\": \"local\" to test without Slurm)")
+        params: dict[str, Any] = {"name": f"study_{study.name}", "timeout_min": spec.get("time_min", 24 * 60),
+                                  "gpus_per_node": spec.get("gpus_per_node", spec.get("gpus_per_run", 1) if cluster == "slurm" else 0),
+                                  "cpus_per_task": spec.get("cpus_per_task", 4 if cluster == "slurm" else 1)}
+        if "mem_gb" in spec:
+            params["mem_gb"] = spec["mem_gb"]
+        slurm = {"slurm_partition": spec.get("partition"), "slurm_account": spec.get("account"),
+                 "slurm_additional_parameters": spec.get("sbatch"),
+                 "slurm_array_parallelism": spec.get("array_parallelism")}
+        params.update({k: v for k, v in slurm.items() if v is not None})
+        executor.update_parameters(**params)
+        return cls(executor, params, int(spec.get("analysis_gpus", 0)), folder)
+
+    def describe(self) -> str:
+        return (f"submitit executor ({self.executor.cluster}): logs in {self.folder}, "
+                f"{', '.join(f'{k}={v}' for k, v in self.params.items())}")
+
+    def prepare(self, runs: list[Run]) -> None:
+        return None
+
+    def free_slots(self) -> int:
+        return 1 << 30  # the cluster queues; array_parallelism limits what runs at once
+
+    def submit(self, runs_and_jobs: list[tuple[Run, dict]]) -> None:
+        training = [(r, j) for r, j in runs_and_jobs if r.task_kind is not None or r.kind == "retrieval"]
+        analysis = [(r, j) for r, j in runs_and_jobs if (r, j) not in training]
+        for group, gpus in ((training, self.params["gpus_per_node"]), (analysis, self.analysis_gpus)):
+            if not group:
+                continue
+            self.executor.update_parameters(gpus_per_node=gpus)
+            try:
+                with self.executor.batch():
+                    jobs = [self.executor.submit(run_job, job) for _, job in group]
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+                raise UserError(f"submitting {len(group)} run(s) failed: {first_line(error)}") from None
+            for (run, _), job in zip(group, jobs):
+                self.jobs[run.id] = job
+                print(f"  submitted {run.id} as job {job.job_id}", flush=True)
+        self.executor.update_parameters(gpus_per_node=self.params["gpus_per_node"])
+
+    def poll(self) -> list[tuple[str, Optional[int], str]]:
+        finished = []
+        for run_id, job in list(self.jobs.items()):
+            if not job.done():
+                continue
+            del self.jobs[run_id]
+            try:
+                result = job.result()
+                finished.append((run_id, result["returncode"], f"{result['seconds']:.0f}"))
+            except Exception as error:  # noqa: BLE001 - the job died (timeout, preemption, node failure)
+                text = str(error).strip().splitlines()
+                finished.append((run_id, None, f"job {job.job_id} died: {text[-1] if text else error} "
+                                               f"(submitit log: {job.paths.stderr})"))
+        return finished
+
+    def stop(self) -> None:
+        for job in self.jobs.values():
+            job.cancel(check=False)
+
+
+def make_executor(study: Study):
+    kind = study.executor.get("kind", "local")
+    return LocalExecutor.from_study(study) if kind == "local" else SubmititExecutor.from_study(study)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The scheduler
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def prepare_run_dir(run: Run, decision: Decision) -> None:
+    """Restart: delete the directory (only ever on --restart). Run again: remove what an unfinished run of the same
+    spec left (e.g. rewind weights of an IMP run killed before its first results), never a complete run's files.
+    Then record the spec and write the config."""
+    if decision.action == "restart" and run.run_dir.exists():
+        shutil.rmtree(run.run_dir)
+    elif decision.action == "run" and run.task_kind is not None and not is_complete(run):
+        RunPaths(run.run_dir).clear_results()
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run.run_dir / CONFIG, run.config)
+    write_json(run.run_dir / RECORD, {"id": run.id, "kind": run.kind, **run.spec, "deps": run.deps})
+
+
+def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, poll_seconds: float = 0.5,
+            gpus_per_run: int = 1) -> dict[str, Outcome]:
+    """Run every run not skipped, each once its dependencies are done; a failure only stops what depends on it."""
+    outcomes: dict[str, Outcome] = {rid: Outcome(rid, "complete", "already complete")
+                                    for rid, d in decisions.items() if d.action == "skip"}
+    waiting = [run for run in study.runs.values() if run.id not in outcomes]
+    executor.prepare(waiting)
+    try:
+        while waiting or executor_busy(executor):
+            ready = []
+            for run in list(waiting):
+                if not all(d in outcomes for d in run.deps):
+                    continue
+                bad = [d for d in run.deps if outcomes[d].status in ("failed", "skipped")]
+                waiting.remove(run)
+                if bad and not run.soft_deps:
+                    outcomes[run.id] = Outcome(run.id, "skipped", f"needs {bad[0]}, which {outcomes[bad[0]].status}")
+                    continue
+                ready.append(run)
+            free = executor.free_slots()
+            waiting = ready[free:] + waiting  # no free slot yet: they wait, still in plan order
+            ready = ready[:free]
+            if ready:
+                for run in ready:
+                    prepare_run_dir(run, decisions[run.id])
+                    print(f"start  {run.id} ({decisions[run.id].action}: {decisions[run.id].reason})", flush=True)
+                executor.submit([(r, job_for(r, decisions[r.id].action == "resume", cwd, gpus_per_run))
+                                 for r in ready])
+            for run_id, code, detail in executor.poll():
+                outcomes[run_id] = _finish(study.runs[run_id], code, detail)
+            if not ready:
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        executor.stop()
+        raise
+    return outcomes
+
+
+def executor_busy(executor) -> bool:
+    return bool(getattr(executor, "running", None) or getattr(executor, "jobs", None))
+
+
+def _finish(run: Run, code: Optional[int], detail: str) -> Outcome:
+    log = str(run.run_dir / LOG)
+    if code == 0 and is_complete(run):
+        print(f"done   {run.id} ({detail} s)", flush=True)
+        return Outcome(run.id, "ok", "", log, float(detail))
+    if code is None:
+        reason = detail
+    elif code == 0:
+        reason = f"exited 0 but left no {', '.join(run.outputs)}: {last_line(Path(log))}"
+    else:
+        reason = f"exit {code}: {last_line(Path(log))}"
+    print(f"FAILED {run.id}: {reason}", flush=True)
+    return Outcome(run.id, "failed", reason, log)

@@ -1,0 +1,505 @@
+"""From a study file to the runs it implies: script, JSON config, directory, dependencies and a step estimate.
+
+Every training run is one of the top-level scripts with a config: the base config named by the study (a file in
+configs/) merged with the study's overrides, and the settings the study derives (output_dir, data_language, seed,
+mask). Run ids double as directories under the study directory:
+
+    imp/<task>/<lang>/s<seed>                  IMP (lang may be a mixture: en+fa+fr+zh)
+    transfer/<task>/<p>/<src>_on_<tgt>/s<seed> the <src> ticket at p% fine-tuned on <tgt>
+    baseline/<task>/<kind>[_<p>]/<tgt>/s<seed> dense, random, oneshot, rand_init (own ticket, random weights)
+    cross_task/<a>_to_<b>/<p>/<lang>/s<seed>   task a's ticket fine-tuned on task b, same language
+    similarity/<task>/<p>/s<seed> | all_seeds, similarity/<a>+<b>/<p>/s<seed>, retrieval/..., summary
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import UserError
+from ..io import read_json
+from ..outputs import FINETUNE_RESULTS, IMP_RESULTS, RunPaths
+from . import schema
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """A task's scripts, the dataclasses their configs are checked against, and the paper's sizes and compute."""
+
+    imp_script: str
+    finetune_script: str
+    data_arguments: str  # "module:Class"
+    imp_arguments: str
+    mask_arguments: str
+    paper_train_size: int  # training examples per language (paper Table 7)
+    paper_imp: tuple[int, float]  # (optimizer steps, GPU-hours) per language (paper: compute, Quadro RTX 8000)
+    paper_finetune: tuple[int, float]
+
+
+# Steps behind the paper's GPU-hours: NER IMP 10 rounds x 1,875; XNLI 10 x 36,813; MLM 10 x 10,000;
+# fine-tuning NER 3 epochs x 625; XNLI 3 x 12,270; MLM 20,000 (max_steps). The paper gives no mT5 figure.
+TASK_KINDS = {
+    "ner": TaskKind("LT_ner.py", "ner_fine_tune.py", "utils.ner:NerDataArguments", "utils.args:IMPArguments",
+                    "utils.args:MaskArguments", 20_000, (18_750, 4.5), (1_875, 0.5)),
+    "xnli": TaskKind("LT_xnli.py", "xnli_fine_tune.py", "utils.xnli:XnliDataArguments", "utils.args:IMPArguments",
+                     "utils.args:MaskArguments", 392_702, (368_130, 45.0), (36_810, 15.0)),
+    "mlm": TaskKind("LT_pretrain.py", "pretrain_trans.py", "utils.mlm:MlmDataArguments", "utils.args:IMPArguments",
+                    "utils.args:MaskArguments", 1_600_000, (100_000, 15.0), (20_000, 6.0)),
+    "mt5_xnli": TaskKind("LT_mt5_xnli.py", "mt5_xnli_fine_tune.py", "utils.mt5_xnli:Mt5XnliDataArguments",
+                         "utils.mt5_xnli:Mt5IMPArguments", "utils.mt5_xnli:Mt5MaskArguments", 392_702,
+                         (368_130, 45.0), (36_810, 15.0)),
+}
+TRAINING_KINDS = ("imp", "transfer", "baseline", "cross_task")
+ANALYSIS_KINDS = ("similarity", "retrieval", "summary")
+# Settings the study derives for every run; a base config's values are dropped, overrides may not set them.
+IMP_DERIVED = ("output_dir", "data_language", "seed", "overwrite_output_dir", "resume")
+FINETUNE_DERIVED = IMP_DERIVED + ("mask_dir", "pruning_type", "sparsity", "weight_init")
+
+
+@dataclass
+class Run:
+    id: str
+    kind: str  # imp, transfer, baseline, cross_task, similarity, retrieval, summary
+    script: str
+    config: dict[str, Any]
+    run_dir: Path
+    deps: list[str] = field(default_factory=list)
+    soft_deps: bool = False  # run once the dependencies have finished, whatever their outcome (the summary)
+    outputs: list[str] = field(default_factory=list)  # files that mark the run complete
+    task_kind: Optional[str] = None
+    steps: Optional[int] = None
+
+    @property
+    def is_imp(self) -> bool:
+        return self.kind == "imp"
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """What a run was launched with; a run directory whose recorded spec differs belongs to another plan."""
+        return {"script": self.script, "config": self.config}
+
+
+@dataclass
+class Task:
+    name: str
+    kind: TaskKind
+    kind_name: str
+    languages: list[str]
+    imp_base: dict
+    finetune_base: Optional[dict]
+    model: str
+    eval_languages: Optional[list[str]]
+    multilingual: list[list[str]] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[str]:
+        return self.languages + ["+".join(group) for group in self.multilingual]
+
+
+@dataclass
+class Study:
+    name: str
+    path: str
+    study_dir: Path
+    seeds: list[int]
+    tasks: dict[str, Task]
+    sparsities: list[float]  # percentages
+    raw: dict
+    runs: dict[str, Run] = field(default_factory=dict)
+
+    def add(self, run: Run) -> Run:
+        if run.id in self.runs:
+            raise UserError(f"the study derives run {run.id} twice: check languages and multilingual groups")
+        missing = [d for d in run.deps if d not in self.runs]
+        if missing:
+            raise UserError(f"run {run.id} needs {missing[0]}, which the study does not plan")
+        self.runs[run.id] = run
+        return run
+
+    @property
+    def executor(self) -> dict:
+        return self.raw.get("executor", {})
+
+
+def pct(value: float) -> str:
+    return format(round(value, 4), "g")
+
+
+def _read_config(path: str, where: str) -> dict:
+    if not Path(path).is_file():
+        raise UserError(f"{where}: config file not found: {path}")
+    try:
+        data = read_json(path)
+    except ValueError as error:
+        raise UserError(f"{where}: {path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: {path} must hold a JSON object")
+    return data
+
+
+def _dataclass(ref: str) -> type:
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def script_options(kind: TaskKind, phase: str) -> dict[str, Any]:
+    """Every key a script's config accepts, with its default (the scripts' own dataclasses decide)."""
+    from ..args import ExperimentTrainingArguments, ModelArguments
+
+    third = kind.imp_arguments if phase == "imp" else kind.mask_arguments
+    options: dict[str, Any] = {}
+    for cls in (ModelArguments, _dataclass(kind.data_arguments), _dataclass(third), ExperimentTrainingArguments):
+        for f in dataclasses.fields(cls):
+            if f.init:
+                options[f.name] = f.default if f.default is not dataclasses.MISSING else None
+    return options
+
+
+def merge_config(base: dict, derived_keys: tuple, layers: list[tuple[str, dict]], derived: dict,
+                 options: dict[str, Any], where: str) -> dict:
+    """base < each (name, overrides) layer < derived; every key must be one the script accepts."""
+    config = {k: v for k, v in base.items() if k not in derived_keys}
+    for name, overrides in layers:
+        for key in overrides:
+            if key in derived_keys:
+                raise UserError(f"{where}: '{name}' may not set '{key}': the study derives it for every run")
+        config.update(overrides)
+    config.update(derived)
+    for key in config:
+        if key not in options:
+            raise schema.unknown_key(where, key, options)
+    return config
+
+
+def load_study(path: str) -> Study:
+    """Read and check a study file, then derive all its runs."""
+    raw = _read_config(path, "study file")
+    schema.check(raw, schema.TOP_LEVEL, f"study file {path}", schema.REQUIRED_TOP_LEVEL)
+    for key, sub in (("executor", schema.EXECUTOR), ("retrieval", schema.RETRIEVAL)):
+        if key in raw:
+            schema.check(raw[key], sub, f"{path}: {key}")
+    if not raw["seeds"] or len(set(raw["seeds"])) != len(raw["seeds"]):
+        raise UserError(f"{path}: 'seeds' must be a non-empty list of distinct integers")
+    for value in raw.get("transfer_sparsities", []):
+        if not 0 < value < 100:
+            raise UserError(f"{path}: transfer sparsities are percentages in (0, 100), got {value}")
+    for name in raw.get("baselines", []):
+        if name not in schema.BASELINES:
+            raise UserError(f"{path}: unknown baseline '{name}' (known: {', '.join(schema.BASELINES)})")
+    for key, value in raw.get("steps_per_second", {}).items():
+        phase, _, kind = key.partition("/")
+        if phase not in ("imp", "finetune") or kind not in TASK_KINDS:
+            raise schema.unknown_key(f"{path}: steps_per_second", key,
+                                     [f"{p}/{k}" for p in ("imp", "finetune") for k in TASK_KINDS])
+        if not schema.is_type(value, "number") or value <= 0:
+            raise UserError(f"{path}: steps_per_second '{key}' must be a positive number, got {value!r}")
+    study = Study(raw["name"], path, Path(raw.get("study_dir", f"runs/studies/{raw['name']}")), list(raw["seeds"]),
+                  {}, [float(v) for v in raw.get("transfer_sparsities", [])], raw)
+    for name, spec in raw["tasks"].items():
+        study.tasks[name] = _load_task(name, spec, raw, path)
+    for i, entry in enumerate(raw.get("multilingual", [])):
+        schema.check(entry, schema.MULTILINGUAL, f"{path}: multilingual[{i}]", ("task", "languages"))
+        task = _task(study, entry["task"], f"multilingual[{i}]")
+        if len(entry["languages"]) < 2:
+            raise UserError(f"{path}: multilingual[{i}] needs at least 2 languages")
+        task.multilingual.append(list(entry["languages"]))
+    derive_runs(study)
+    return study
+
+
+def _task(study: Study, name: str, where: str) -> Task:
+    if name not in study.tasks:
+        raise schema.unknown_key(f"{study.path}: {where}", name, study.tasks)
+    return study.tasks[name]
+
+
+def _load_task(name: str, spec: Any, raw: dict, path: str) -> Task:
+    where = f"{path}: tasks.{name}"
+    schema.check(spec, schema.TASK, where, schema.REQUIRED_TASK)
+    kind_name = spec.get("kind", name)
+    if kind_name not in TASK_KINDS:
+        raise UserError(f"{where}: no 'kind' and '{name}' is not a task kind ({', '.join(TASK_KINDS)})")
+    if not spec["languages"]:
+        raise UserError(f"{where}: 'languages' is empty")
+    needs_finetune = raw.get("transfer", "all") != "none" and raw.get("transfer_sparsities") or raw.get("baselines")
+    if needs_finetune and "finetune_config" not in spec:
+        raise UserError(f"{where}: missing 'finetune_config' (the study fine-tunes masks)")
+    imp_base = _read_config(spec["imp_config"], f"{where}.imp_config")
+    finetune_base = _read_config(spec["finetune_config"], f"{where}.finetune_config") \
+        if "finetune_config" in spec else None
+    model = spec.get("model") or raw.get("model") or imp_base.get("model_name_or_path")
+    if not model:
+        raise UserError(f"{where}: no model (set 'model' or model_name_or_path in {spec['imp_config']})")
+    return Task(name, TASK_KINDS[kind_name], kind_name, list(spec["languages"]), imp_base, finetune_base, model,
+                spec.get("eval_languages"))
+
+
+def derive_runs(study: Study) -> None:
+    """IMP runs, then fine-tuning runs (transfer, baselines, cross-task), then the analyses."""
+    imp_options = {name: script_options(t.kind, "imp") for name, t in study.tasks.items()}
+    for name, task in study.tasks.items():
+        for source in task.sources:
+            for seed in study.seeds:
+                _add_imp(study, task, source, seed, imp_options[name])
+    ft_options = {name: script_options(t.kind, "finetune") for name, t in study.tasks.items()
+                  if t.finetune_base is not None}
+    _add_transfers(study, ft_options)
+    _add_baselines(study, ft_options)
+    _add_cross_task(study, ft_options)
+    _add_similarity(study)
+    _add_retrieval(study)
+    _add_summary(study)
+
+
+def _imp_id(task: str, source: str, seed: int) -> str:
+    return f"imp/{task}/{source}/s{seed}"
+
+
+def _add_imp(study: Study, task: Task, source: str, seed: int, options: dict) -> None:
+    run_id = _imp_id(task.name, source, seed)
+    run_dir = study.study_dir / run_id
+    derived = {"output_dir": str(run_dir), "data_language": source.replace("+", ","), "seed": seed,
+               "overwrite_output_dir": False}
+    layers = [("overrides", study.raw.get("overrides", {})),
+              (f"tasks.{task.name}.imp_overrides", study.raw["tasks"][task.name].get("imp_overrides", {}))]
+    config = merge_config({**task.imp_base, "model_name_or_path": task.model}, IMP_DERIVED, layers, derived,
+                          options, f"{study.path}: run {run_id}")
+    schedule = _schedule(config, options)
+    for p in study.sparsities:
+        if not any(abs(s - p / 100) < 1e-6 for s in schedule):
+            raise UserError(f"{study.path}: transfer sparsity {pct(p)}% is not a round of task {task.name}'s IMP "
+                            f"schedule ({', '.join(pct(100 * s) + '%' for s in schedule)})")
+    _check_language_files(config, task, f"{study.path}: run {run_id}")
+    steps = len(schedule) * _steps_per_round(config, options, len(schedule), task)
+    study.add(Run(run_id, "imp", task.kind.imp_script, config, run_dir, outputs=[IMP_RESULTS],
+                  task_kind=task.kind_name, steps=steps))
+
+
+def _check_language_files(config: dict, task: Task, where: str) -> None:
+    """A data file without '{lang}' would silently serve every language of the task the same text."""
+    for key in ("train_file", "validation_file", "test_file"):
+        value = config.get(key)
+        if value and "{lang}" not in value and len(set(task.languages) | {config["data_language"]}) > 1:
+            raise UserError(f"{where}: {key} {value} has no '{{lang}}', so every language would read it; "
+                            f"set a '{{lang}}' template in the task's overrides")
+
+
+def _schedule(config: dict, options: dict) -> list[float]:
+    from ..pruning import sparsity_schedule
+
+    value = lambda key: config.get(key, options[key])  # noqa: E731
+    try:
+        return sparsity_schedule(value("prune_rate"), value("target_sparsity"), value("prune_schedule"))
+    except UserError as error:
+        raise UserError(f"IMP config {config['output_dir']}: {error}") from None
+
+
+def _mask(study: Study, task: str, source: str, seed: int, p: float) -> tuple[str, str]:
+    imp = study.runs[_imp_id(task, source, seed)]
+    return imp.id, str(RunPaths(imp.run_dir).mask_file(p / 100))
+
+
+def _add_finetune(study: Study, run_id: str, kind: str, task: Task, target: str, seed: int, mask: dict,
+                  deps: list[str], options: dict) -> None:
+    run_dir = study.study_dir / run_id
+    derived = {"output_dir": str(run_dir), "data_language": target, "seed": seed, "overwrite_output_dir": False,
+               "pruning_type": "lth", "weight_init": "pre", **mask}
+    if task.eval_languages is not None:
+        derived["eval_languages"] = ",".join(task.eval_languages)
+    layers = [("overrides", study.raw.get("overrides", {})),
+              (f"tasks.{task.name}.finetune_overrides", study.raw["tasks"][task.name].get("finetune_overrides", {}))]
+    config = merge_config({**task.finetune_base, "model_name_or_path": task.model}, FINETUNE_DERIVED, layers,
+                          derived, options, f"{study.path}: run {run_id}")
+    _check_language_files(config, task, f"{study.path}: run {run_id}")
+    steps = _total_steps(config, options, task)
+    study.add(Run(run_id, kind, task.kind.finetune_script, config, run_dir, deps, outputs=[FINETUNE_RESULTS],
+                  task_kind=task.kind_name, steps=steps))
+
+
+def _add_transfers(study: Study, options: dict) -> None:
+    mode = study.raw.get("transfer", "all")
+    if mode == "none":
+        return
+    for name, task in study.tasks.items():
+        for p in study.sparsities:
+            for source in task.sources:
+                targets = task.languages if mode == "all" or "+" in source else [source]
+                for target in targets:
+                    for seed in study.seeds:
+                        dep, mask = _mask(study, name, source, seed, p)
+                        _add_finetune(study, f"transfer/{name}/{pct(p)}/{source}_on_{target}/s{seed}", "transfer",
+                                      task, target, seed, {"mask_dir": mask}, [dep], options[name])
+
+
+def _add_baselines(study: Study, options: dict) -> None:
+    for kind in study.raw.get("baselines", []):
+        for name, task in study.tasks.items():
+            for target in task.languages:
+                for seed in study.seeds:
+                    if kind == "dense":
+                        _add_finetune(study, f"baseline/{name}/dense/{target}/s{seed}", "baseline", task, target,
+                                      seed, {"pruning_type": "none"}, [], options[name])
+                        continue
+                    for p in study.sparsities:
+                        run_id = f"baseline/{name}/{kind}_{pct(p)}/{target}/s{seed}"
+                        if kind == "rand_init":
+                            dep, mask = _mask(study, name, target, seed, p)
+                            _add_finetune(study, run_id, "baseline", task, target, seed,
+                                          {"mask_dir": mask, "weight_init": "rand"}, [dep], options[name])
+                        else:
+                            _add_finetune(study, run_id, "baseline", task, target, seed,
+                                          {"pruning_type": kind, "sparsity": p}, [], options[name])
+
+
+def _add_cross_task(study: Study, options: dict) -> None:
+    for i, entry in enumerate(study.raw.get("cross_task", [])):
+        where = f"cross_task[{i}]"
+        schema.check(entry, schema.CROSS_TASK, f"{study.path}: {where}", ("source", "target"))
+        source, target = _task(study, entry["source"], where), _task(study, entry["target"], where)
+        if source.model != target.model:
+            raise UserError(f"{study.path}: {where}: tasks {source.name} and {target.name} use different models "
+                            f"({source.model}, {target.model}); a mask only transfers within one model")
+        if target.finetune_base is None:
+            raise UserError(f"{study.path}: {where}: task {target.name} has no 'finetune_config'")
+        languages = [lang for lang in target.languages if lang in source.languages]
+        if not languages:
+            raise UserError(f"{study.path}: {where}: {source.name} and {target.name} share no language")
+        for p in study.sparsities:
+            for lang in languages:
+                for seed in study.seeds:
+                    dep, mask = _mask(study, source.name, lang, seed, p)
+                    _add_finetune(study, f"cross_task/{source.name}_to_{target.name}/{pct(p)}/{lang}/s{seed}",
+                                  "cross_task", target, lang, seed, {"mask_dir": mask}, [dep], options[target.name])
+
+
+def _add_similarity_run(study: Study, run_id: str, masks: list[tuple[str, str]]) -> None:
+    if len(masks) < 2:
+        return
+    run_dir = study.study_dir / run_id
+    config = {"masks": [m for _, m in masks], "output_dir": str(run_dir)}
+    study.add(Run(run_id, "similarity", "mask_similarity.py", config, run_dir, [d for d, _ in masks],
+                  outputs=["mask_similarity.json"]))
+
+
+def _add_similarity(study: Study) -> None:
+    """Per task and sparsity: the tickets of one seed, and all seeds together; then the tasks of one model."""
+    if not study.raw.get("similarity", True):
+        return
+    for p in study.sparsities:
+        for name, task in study.tasks.items():
+            for seed in study.seeds:
+                _add_similarity_run(study, f"similarity/{name}/{pct(p)}/s{seed}",
+                                    [_mask(study, name, s, seed, p) for s in task.sources])
+            if len(study.seeds) > 1:
+                _add_similarity_run(study, f"similarity/{name}/{pct(p)}/all_seeds",
+                                    [_mask(study, name, s, seed, p) for s in task.sources for seed in study.seeds])
+        by_model: dict[str, list[Task]] = {}
+        for task in study.tasks.values():
+            by_model.setdefault(task.model, []).append(task)
+        for tasks in by_model.values():
+            if len(tasks) > 1:
+                for seed in study.seeds:
+                    _add_similarity_run(study, f"similarity/{'+'.join(t.name for t in tasks)}/{pct(p)}/s{seed}",
+                                        [_mask(study, t.name, lang, seed, p) for t in tasks for lang in t.languages])
+
+
+def _add_retrieval(study: Study) -> None:
+    """Per layer retrieval of each pair under the tickets of both languages (first seed), and the dense model."""
+    spec = study.raw.get("retrieval")
+    if not spec:
+        return
+    where = f"{study.path}: retrieval"
+    if ("tsv" in spec) == ("dataset_name" in spec):
+        raise UserError(f"{where}: give either 'tsv' (a path, '{{src}}'/'{{tgt}}' filled in) or 'dataset_name'")
+    pairs = spec.get("pairs") or []
+    if not pairs or any(len(pair.split("-")) != 2 for pair in pairs):
+        raise UserError(f"{where}: 'pairs' must list language pairs like 'en-fr'")
+    tasks = [_task(study, name, "retrieval.tasks") for name in spec.get("tasks", [])] or \
+        [t for t in study.tasks.values() if t.kind_name != "mt5_xnli"]
+    seed = study.seeds[0]
+    for pair in pairs:
+        src, tgt = pair.split("-")
+        data = {"src_lang": src, "tgt_lang": tgt, "name": pair}
+        if "tsv" in spec:
+            data["tsv"] = spec["tsv"].replace("{src}", src).replace("{tgt}", tgt).replace("{pair}", pair)
+        else:
+            data.update({k: spec[k] for k in ("dataset_name", "dataset_config") if k in spec})
+        data.update({k: spec[k] for k in ("split", "max_sentences", "pooling") if k in spec})
+        for task in tasks:
+            missing = [lang for lang in (src, tgt) if lang not in task.languages]
+            if missing:
+                raise UserError(f"{where}: pair {pair} needs tickets of task {task.name} in {', '.join(missing)}")
+            for p in study.sparsities:
+                (dep_a, mask_a), (dep_b, mask_b) = (_mask(study, task.name, lang, seed, p) for lang in (src, tgt))
+                _add_retrieval_run(study, f"retrieval/{task.name}/{pct(p)}/{pair}/s{seed}", task.model,
+                                   {**data, "src_mask": mask_a, "tgt_mask": mask_b}, sorted({dep_a, dep_b}))
+        if spec.get("dense", True) and tasks:
+            _add_retrieval_run(study, f"retrieval/dense/{pair}", tasks[0].model, data, [])
+
+
+def _add_retrieval_run(study: Study, run_id: str, model: str, data: dict, deps: list[str]) -> None:
+    run_dir = study.study_dir / run_id
+    config = {"model_name_or_path": model, **data, "output_dir": str(run_dir)}
+    study.add(Run(run_id, "retrieval", "sentence_retrieval.py", config, run_dir, deps,
+                  outputs=[f"retrieval_{data['name']}.json"]))
+
+
+def _add_summary(study: Study) -> None:
+    training = [r.id for r in study.runs.values() if r.kind in TRAINING_KINDS]
+    run_dir = study.study_dir / "summary"
+    config = {"runs": [str(study.study_dir)], "output_dir": str(run_dir)}
+    study.add(Run("summary", "summary", "summarize_results.py", config, run_dir, training, soft_deps=True,
+                  outputs=["results_summary.json"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Step counts (for the dry run's GPU-hour estimate)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _train_size(config: dict, task: Task) -> int:
+    """Training examples per run: lines of a local train file when it is here, else the paper's Table 7 size."""
+    size = task.kind.paper_train_size
+    template = config.get("train_file")
+    if template:
+        path = Path(template.replace("{lang}", config["data_language"].split(",")[0]))
+        if path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                size = sum(1 for line in handle if line.strip())
+    limit = config.get("max_train_samples")
+    return min(size, limit) if limit else size
+
+
+def _total_steps(config: dict, options: dict, task: Task) -> int:
+    value = lambda key: config.get(key, options[key])  # noqa: E731
+    if value("max_steps") and value("max_steps") > 0:
+        return int(value("max_steps"))
+    batch = value("per_device_train_batch_size") * (value("gradient_accumulation_steps") or 1)
+    return math.ceil(value("num_train_epochs") * math.ceil(_train_size(config, task) / batch))
+
+
+def _steps_per_round(config: dict, options: dict, rounds: int, task: Task) -> int:
+    save_steps = config.get("save_steps", options["save_steps"])
+    if save_steps and save_steps >= 1:
+        return int(save_steps)
+    return max(1, math.ceil(_total_steps(config, options, task) / rounds))
+
+
+def steps_per_second(study: Study, run: Run) -> tuple[Optional[float], str]:
+    """Assumed GPU speed for a training run and where it comes from (the study's own figure wins)."""
+    if run.task_kind is None:
+        return None, "analysis (CPU, not estimated)"
+    phase = "imp" if run.is_imp else "finetune"
+    key = f"{phase}/{run.task_kind}"
+    own = study.raw.get("steps_per_second", {})
+    if key in own:
+        return float(own[key]), "study file"
+    kind = TASK_KINDS[run.task_kind]
+    steps, hours = kind.paper_imp if run.is_imp else kind.paper_finetune
+    source = f"paper: {hours:g} GPU-h per language for {steps:,} steps"
+    if run.task_kind == "mt5_xnli":
+        source += " of mBERT XNLI (no mT5 figure; mT5-base is ~3x larger, so expect more)"
+    return steps / (hours * 3600), source

@@ -1,0 +1,324 @@
+"""STUDY_DIR/report.md (+ report.html, report.json, tables/*.csv, figures/*.png) from the analyses' JSON outputs.
+
+Nothing here recomputes an analysis: the numbers come from summarize_results.py (results_summary.json),
+mask_similarity.py (mask_similarity.json) and sentence_retrieval.py (retrieval_*.json) runs of the study; this
+module only arranges them paper-style, one reading guide per table, and copies their figures next to the report.
+"""
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..io import read_json, write_json
+from ..results import _pct
+from ..similarity import csv_text, write_text
+from .plan import Study
+
+
+def _f(value: Optional[float], digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(name: str, title: str, guide: str, header: list[str], rows: list[list[Any]]) -> dict:
+    return {"name": name, "title": title, "guide": guide, "header": header, "rows": rows}
+
+
+def _section(title: str, text: str = "", tables: Optional[list] = None, figures: Optional[list] = None) -> dict:
+    return {"title": title, "text": text, "tables": tables or [], "figures": figures or []}
+
+
+def _read(path: Path) -> Optional[dict]:
+    try:
+        return read_json(path) if path.is_file() else None
+    except ValueError:
+        return None
+
+
+def _figure(source: Path, out: Path, name: str, caption: str) -> Optional[tuple[str, str]]:
+    """Copy an analysis' PNG next to the report: (relative path, caption)."""
+    if not source.is_file():
+        return None
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, out / "figures" / name)
+    return f"figures/{name}", caption
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def tickets_section(summary: dict, out: Path) -> dict:
+    """Table 2 style: the dense model, the winning ticket and a random mask at the transfer sparsities."""
+    randoms: dict[tuple[str, str, float], float] = {}
+    sparsities: set[float] = set()
+    for m in summary["transfer"]:
+        for cell in m["cells"]:
+            if cell["source"] == "random":
+                randoms[(cell["target"], m["metric"], m["sparsity"])] = cell["value"]
+                sparsities.add(m["sparsity"])
+    columns = sorted(sparsities)
+    rows = []
+    for g in summary["imp"]:
+        ticket = g["winning_ticket"]
+        full = _f(g["dense_mean"]) + (f" ± {_f(g['dense_std'])}" if g["dense_std"] is not None else "")
+        target = f"{g['task']}/{g['languages']}"
+        rows.append([g["label"], g["metric"], len(g["runs"]), full, _f(g["epsilon"]),
+                     f"{_f(ticket['metric'])} ({_pct(ticket['sparsity'])})" if ticket else "-",
+                     *(_f(randoms.get((target, g["metric"], s))) for s in columns)])
+    table = _table("imp_tickets", "Winning tickets (paper Table 2 style)",
+                   "full = dense model (IMP round 0, mean ± std over seeds); ticket = metric at the highest sparsity "
+                   "whose mean is within epsilon (1 std of full) of full; random @p = a random mask at sparsity p "
+                   "fine-tuned (the paper puts it at the ticket's sparsity); perplexity: lower is better, else higher.",
+                   ["task/language", "metric", "seeds", "full", "epsilon", "ticket (sparsity)",
+                    *(f"random @{_pct(s)}" for s in columns)], rows)
+    points = sorted({c["sparsity"] for g in summary["imp"] for c in g["curve"]})
+    curve_rows = [[g["label"], *(_f(next((c["mean"] for c in g["curve"] if c["sparsity"] == s), None))
+                                 for s in points)] for g in summary["imp"]]
+    curve_table = _table("imp_curves", "IMP curves (mean over seeds)",
+                         "the metric after each IMP round's training, by the sparsity it trained at "
+                         "(std per point: summary/imp_curves.csv).",
+                         ["task/language", *(_pct(s) for s in points)], curve_rows)
+    figures = [_figure(p, out, p.name, f"IMP curves ({p.stem[len('imp_curves_'):]}); star: winning ticket")
+               for p in sorted((out / "summary").glob("imp_curves_*.png"))]
+    return _section("IMP and winning tickets", tables=[table, curve_table], figures=figures)
+
+
+def transfer_section(summary: dict, out: Path) -> dict:
+    """Fig. 5/6 style: source mask x target language at each sparsity, the mean relative drop, cross-task rows."""
+    tables, figures, drops, cross = [], [], [], {}
+    for m in summary["transfer"]:
+        index = {(c["source"], c["target"]): c for c in m["cells"]}
+        rows = []
+        for s in m["sources"]:
+            drop = m["mean_relative_drop"][s]["mean_relative_drop"]
+            rows.append([s, *(_f(index[(s, t)]["value"]) if (s, t) in index else "-" for t in m["targets"]),
+                         "-" if drop is None else f"{100 * drop:+.2f}%"])
+            if drop is not None:
+                drops.append([m["label"], _pct(m["sparsity"]), s, f"{100 * drop:+.2f}%", m["mean_relative_drop"][s]["targets"]])
+        if m["dense"]:
+            rows.append(["dense", *(_f(m["dense"][t]["value"]) if t in m["dense"] else "-" for t in m["targets"]), ""])
+        better = "higher" if m["greater_is_better"] else "lower"
+        tables.append(_table(f"transfer_{m['label']}_{_pct(m['sparsity'])[:-1]}".replace("/", "_").replace(" ", "_"),
+                             f"Transfer at {_pct(m['sparsity'])}: {m['label']} {m['metric']}",
+                             f"row = whose mask (task/language), column = the language it was fine-tuned and "
+                             f"evaluated on; {better} is better; mean rel. = mean over other targets t of "
+                             "(a(s,t) - a(t,t)) / a(t,t), a(t,t) = the target's own ticket.",
+                             ["mask \\ target", *m["targets"], "mean rel."], rows))
+        for c in m["cells"]:
+            source_task = c["source"].split("/")[0]
+            if "/" in c["source"] and source_task != c["target"].split("/")[0] and c["diff_vs_own"] is not None:
+                key = (f"{source_task} -> {c['target'].split('/')[0]}", _pct(m["sparsity"]), m["metric"])
+                cross.setdefault(key, []).append(c["diff_vs_own"])
+    if drops:
+        tables.append(_table("transfer_mean_relative_drop", "Mean relative drop per source mask (paper Fig. 6)",
+                             "how much worse (negative) or better a language's ticket does on the other languages "
+                             "than their own tickets, on average; compare across sparsities.",
+                             ["task", "sparsity", "mask", "mean rel.", "targets"], drops))
+    if cross:
+        tables.append(_table("cross_task", "Cross-task transfer (paper Fig. 9)",
+                             "a ticket of one task fine-tuned on another task in the same language, minus that "
+                             "task's own ticket, averaged over languages (same sign reading as the metric).",
+                             ["mask task -> target task", "sparsity", "metric", "mean difference", "languages"],
+                             [[k[0], k[1], k[2], f"{np.mean(v):+.4f}", len(v)] for k, v in sorted(cross.items())]))
+    for p in sorted((out / "summary").glob("transfer_*.png")):
+        figures.append(_figure(p, out, p.name, f"transfer matrix {p.stem[len('transfer_'):]}"))
+    return _section("Transfer of tickets across languages (and tasks)", tables=tables, figures=figures)
+
+
+def _pair_kind(result: dict, pair: dict) -> str:
+    meta = {m["label"]: m.get("metadata", {}) for m in result["masks"]}
+    a, b = meta.get(pair["a"], {}), meta.get(pair["b"], {})
+    if a.get("task") != b.get("task"):
+        return "other task"
+    seed = "same seed" if a.get("seed") == b.get("seed") else "other seed"
+    return f"{'same' if a.get('languages') == b.get('languages') else 'other'} language, {seed}"
+
+
+def similarity_section(study: Study, out: Path) -> dict:
+    """Fig. 3/4 style: the Jaccard matrix of one seed's tickets, and per-layer Jaccard by kind of pair."""
+    tables, figures = [], []
+    for run in (r for r in study.runs.values() if r.kind == "similarity"):
+        result = _read(run.run_dir / "mask_similarity.json")
+        if result is None:
+            continue
+        slug = run.id.removeprefix("similarity/").replace("/", "_").replace("+", "-")
+        if run.id.endswith(f"/s{study.seeds[0]}"):
+            labels = result["labels"]
+            rows = [[label, *(_f(v, 3) for v in row)] for label, row in zip(labels, result["jaccard_matrix"])]
+            baseline = result["random_baseline_matrix"][0][1] if len(labels) > 1 else None
+            tables.append(_table(f"jaccard_{slug}", f"Jaccard similarity of tickets: {run.id}",
+                                 f"share of kept weights two tickets have in common (1 = identical); independent "
+                                 f"random masks would give {_f(baseline, 3)}.", ["mask", *labels], rows))
+        by_kind: dict[str, dict[str, list[float]]] = {}
+        random: dict[str, list[float]] = {}
+        for pair in result["pairs"]:
+            for layer, stats in pair["per_layer"].items():
+                by_kind.setdefault(_pair_kind(result, pair), {}).setdefault(layer, []).append(stats["jaccard"])
+                random.setdefault(layer, []).append(stats["random_baseline"])
+        kinds = sorted(by_kind)
+        layers = list(next(iter(by_kind.values())).keys()) if by_kind else []
+        rows = [[layer, *(_f(np.mean(by_kind[k][layer]), 3) if layer in by_kind[k] else "-" for k in kinds),
+                 _f(np.mean(random[layer]), 3)] for layer in layers]
+        tables.append(_table(f"jaccard_per_layer_{slug}", f"Per-layer Jaccard: {run.id}",
+                             "mean Jaccard per layer over the pairs of each kind, beside independent random masks; "
+                             "the paper finds NER > XNLI > MLM and (NER, XNLI) rising with depth.",
+                             ["layer", *kinds, "random"], rows))
+        figures.append(_figure(run.run_dir / "jaccard_heatmap.png", out, f"jaccard_heatmap_{slug}.png",
+                               f"Jaccard of every pair of tickets ({run.id})"))
+        if layers:
+            from .. import plots
+
+            series = [(kind, [float(np.mean(by_kind[kind][layer])) if layer in by_kind[kind] else None
+                              for layer in layers], [float(np.mean(random[layer])) for layer in layers])
+                      for kind in kinds]
+            path = plots.per_layer_lines(layers, series, out / "figures" / f"jaccard_per_layer_{slug}.png",
+                                         f"Per-layer Jaccard by kind of pair, mean over pairs ({run.id})")
+            figures.append((f"figures/{path.name}", f"per-layer Jaccard by kind of pair ({run.id})"))
+    return _section("Similarity of the tickets (paper Fig. 3/4)", tables=tables, figures=figures)
+
+
+def zero_shot_section(summary: dict, out: Path) -> dict:
+    tables = []
+    for z in summary["zero_shot"]:
+        rows = [[r["label"], *(_f(r["values"].get(lang)) for lang in z["languages"])] for r in z["rows"]]
+        tables.append(_table(f"zero_shot_{z['task']}", f"Zero-shot evaluation: {z['task']} {z['metric']}",
+                             "row = mask -> the language it was fine-tuned on @ sparsity; columns = every evaluation "
+                             "language (the training language included).",
+                             ["mask -> trained on", *z["languages"]], rows))
+    figures = [_figure(p, out, p.name, f"zero-shot {p.stem[len('zero_shot_'):]}")
+               for p in sorted((out / "summary").glob("zero_shot_*.png"))]
+    return _section("Zero-shot evaluation", tables=tables, figures=figures)
+
+
+def retrieval_section(study: Study, out: Path) -> dict:
+    """Fig. 7 style: accuracy per layer of each pair, one column per mask setting; one figure per pair."""
+    from .. import plots
+
+    by_pair: dict[str, list[tuple[str, dict]]] = {}
+    for run in (r for r in study.runs.values() if r.kind == "retrieval"):
+        result = _read(run.run_dir / run.outputs[0])
+        if result is not None:
+            parts = run.id.split("/")  # retrieval/<task>/<p>/<pair>/s<seed> or retrieval/dense/<pair>
+            label = "dense" if parts[1] == "dense" else f"{parts[1]} tickets @{parts[2]}%"
+            by_pair.setdefault(f"{result['src_lang']}-{result['tgt_lang']}", []).append((label, result))
+    tables, figures = [], []
+    for pair, entries in sorted(by_pair.items()):
+        layers = [row["layer"] for row in entries[0][1]["layers"]]
+        rows = [[layer, *(_f(next((r["accuracy"] for r in result["layers"] if r["layer"] == layer), None), 3)
+                          for _, result in entries)] for layer in layers]
+        src, tgt = pair.split("-")
+        tables.append(_table(f"retrieval_{pair}", f"Sentence retrieval {src} -> {tgt} per layer (paper Fig. 7)",
+                             f"fraction of {entries[0][1]['pairs']} {src} sentences whose nearest {tgt} sentence "
+                             "(margin kNN) is their translation, per hidden layer (0 = embeddings).",
+                             ["layer", *(label for label, _ in entries)], rows))
+        lines = [{"label": label, "x": layers, "y": [r["accuracy"] for r in result["layers"]]}
+                 for label, result in entries]
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        path = plots.curves(lines, out / "figures" / f"retrieval_{pair}.png",
+                            f"Parallel sentence retrieval {src} -> {tgt} per layer", "layer (0 = embeddings)",
+                            "accuracy (margin kNN)", xticks=layers, ylim=(0.0, 1.02))
+        figures.append((f"figures/{path.name}", f"retrieval {src} -> {tgt} per layer"))
+    return _section("Parallel sentence retrieval per layer", tables=tables, figures=figures)
+
+
+def status_section(outcomes: dict) -> dict:
+    rows = [[o.id, o.status, o.detail, o.log or ""] for o in outcomes.values() if o.status in ("failed", "skipped")]
+    counts = {s: sum(o.status == s for o in outcomes.values()) for s in ("ok", "complete", "failed", "skipped")}
+    text = (f"{len(outcomes)} runs: {counts['ok'] + counts['complete']} complete, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped because an input failed.")
+    tables = [_table("runs_not_complete", "Runs that failed or were skipped",
+                     "the last line of a failed run's log, and where the log is; re-run the study to retry them.",
+                     ["run", "status", "why", "log"], rows)] if rows else []
+    return _section("Runs", text=text, tables=tables)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _md_table(table: dict) -> list[str]:
+    cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+    lines = [f"**{table['title']}.** {table['guide']}", "", "| " + " | ".join(map(cell, table["header"])) + " |",
+             "|" + "|".join("---" for _ in table["header"]) + "|"]
+    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in table["rows"]] + [""]
+
+
+def to_markdown(title: str, sections: list[dict]) -> str:
+    lines = [f"# {title}", ""]
+    for section in sections:
+        lines += [f"## {section['title']}", ""]
+        if section["text"]:
+            lines += [section["text"], ""]
+        for table in section["tables"]:
+            lines += _md_table(table)
+        lines += [f"![{caption}]({path})" for path, caption in section["figures"]] + [""]
+    return "\n".join(lines)
+
+
+def to_html(title: str, sections: list[dict]) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:6px 0}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child{text-align:left}"
+             "img{max-width:100%}</style></head><body>", f"<h1>{e(title)}</h1>"]
+    for section in sections:
+        parts.append(f"<h2>{e(section['title'])}</h2>")
+        if section["text"]:
+            parts.append(f"<p>{e(section['text'])}</p>")
+        for t in section["tables"]:
+            parts.append(f"<p><b>{e(t['title'])}.</b> {e(t['guide'])}</p><table><tr>"
+                         + "".join(f"<th>{e(str(h))}</th>" for h in t["header"]) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>"
+                                   for row in t["rows"]) + "</table>")
+        parts += [f"<figure><img src='{e(path)}'><figcaption>{e(caption)}</figcaption></figure>"
+                  for path, caption in section["figures"]]
+    return "\n".join(parts + ["</body></html>"])
+
+
+def text_table(header: list, rows: list[list]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    return "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
+                               enumerate(zip(row, widths))) for row in [header, *rows])
+
+
+KEY_TABLES = ("imp_tickets", "transfer_", "cross_task", "jaccard_")
+
+
+def key_tables(sections: list[dict]) -> str:
+    """The tables a study prints at its end: tickets, transfer matrices, cross-task, the first seed's Jaccard."""
+    blocks = []
+    for section in sections:
+        for table in section["tables"]:
+            name = table["name"]
+            if name.startswith(KEY_TABLES) and "per_layer" not in name and "mean_relative" not in name:
+                blocks.append(f"{table['title']}\n{text_table(table['header'], table['rows'])}")
+    return "\n\n".join(blocks)
+
+
+def write_report(study: Study, outcomes: dict) -> list[dict]:
+    """Write the report from whatever analyses completed; returns its sections."""
+    out = study.study_dir
+    summary = _read(out / "summary" / "results_summary.json")
+    sections = [status_section(outcomes)]
+    if summary is not None:
+        sections += [tickets_section(summary, out), transfer_section(summary, out), zero_shot_section(summary, out)]
+    else:
+        sections.append(_section("Results", "no summary: the summarize_results.py run did not complete."))
+    sections += [similarity_section(study, out), retrieval_section(study, out)]
+    for section in sections:
+        section["figures"] = [f for f in section["figures"] if f is not None]
+    sections = [s for s in sections if s["text"] or s["tables"] or s["figures"]]
+    title = f"Study {study.name}"
+    for section in sections:
+        for table in section["tables"]:
+            write_text(out / "tables" / f"{table['name']}.csv", csv_text(table["header"], table["rows"]))
+    write_json(out / "report.json", {"title": title, "study": study.path, "sections": sections})
+    write_text(out / "report.md", to_markdown(title, sections))
+    write_text(out / "report.html", to_html(title, sections))
+    return sections

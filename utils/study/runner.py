@@ -1,0 +1,136 @@
+"""study.py's work: read the plan, print it (--dry_run) or run what is not done, then write the report."""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from ..errors import UserError
+from ..io import write_json
+from .execute import Outcome, execute, make_executor
+from .report import text_table
+from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
+from .state import Decision, decide
+
+KINDS = TRAINING_KINDS + ANALYSIS_KINDS
+STATE_FILE = "study_state.json"
+
+
+@dataclass
+class StudyArguments:
+    """study.py's arguments."""
+
+    study: str
+    dry_run: bool = False
+    restart: list[str] = field(default_factory=list)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not the usage
+        raise UserError(message)
+
+
+def parse_study_args(argv: Optional[Sequence[str]] = None) -> StudyArguments:
+    parser = _Parser(prog="study.py", allow_abbrev=False,
+                     description="Run (or --dry_run) every run of a study file; resumable; ends with a report.")
+    parser.add_argument("study", help="the study file (JSON), e.g. configs/studies/offline.json")
+    parser.add_argument("--dry_run", action="store_true", help="print every run, counts and a GPU-hour estimate")
+    parser.add_argument("--restart", nargs="+", default=[], metavar="RUN_GLOB",
+                        help="run ids or globs ('imp/ner/*') to delete and start again, with their dependents")
+    return StudyArguments(**vars(parser.parse_args(argv)))
+
+
+def command_line(run: Run) -> str:
+    """The run as a command with flags (equivalent to the config.json the study writes into its directory)."""
+    parts = ["python", run.script]
+    for key, value in run.config.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        parts += [f"--{key}", *(("true" if v else "false") if isinstance(v, bool) else str(v) for v in values)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def estimate_rows(study: Study, decisions: dict[str, Decision]) -> tuple[list[list[str]], list[str]]:
+    """Runs, runs to do, optimizer steps and GPU-hours per kind; and the assumed speeds with their sources."""
+    rows, sources = [], {}
+    for kind in KINDS:
+        runs = [r for r in study.runs.values() if r.kind == kind]
+        if not runs:
+            continue
+        todo = sum(decisions[r.id].action != "skip" for r in runs)
+        steps = sum(r.steps or 0 for r in runs)
+        hours = 0.0
+        for run in runs:
+            rate, source = steps_per_second(study, run)
+            if rate:
+                hours += (run.steps or 0) / rate / 3600
+                phase = "IMP" if run.is_imp else "fine-tuning"
+                sources[f"{phase} {run.task_kind}"] = f"{rate:.2f} steps/s ({source})"
+        rows.append([kind, str(len(runs)), str(todo), f"{steps:,}" if steps else "-",
+                     f"{hours:,.1f}" if steps else "- (CPU, minutes)"])
+    notes = [f"  {name}: {text}" for name, text in sources.items()]
+    return rows, notes
+
+
+def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
+    for run in study.runs.values():
+        decision = decisions[run.id]
+        print(f"[{decision.action}] {run.id}  ({decision.reason})")
+        print(f"  {command_line(run)}")
+        print(f"  output: {run.run_dir}")
+        if run.soft_deps:
+            print(f"  after: all {len(run.deps)} training runs (whatever their outcome)")
+        elif run.deps:
+            print(f"  after: {', '.join(run.deps)}")
+    rows, notes = estimate_rows(study, decisions)
+    total = sum(float(r[4].replace(",", "")) for r in rows if r[3] != "-")
+    print(f"\nstudy {study.name}: {len(study.runs)} runs in {study.study_dir}")
+    print(text_table(["kind", "runs", "to run", "optimizer steps", "GPU-hours (est.)"], rows))
+    print(f"total: {total:,.1f} GPU-hours of training, at these assumed speeds (evaluation included, as in the "
+          "paper's figures, which were measured on a Quadro RTX 8000):")
+    print("\n".join(notes))
+
+
+def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -> None:
+    counts = {s: sum(o.status == s for o in outcomes.values()) for s in ("ok", "complete", "failed", "skipped")}
+    print(f"\nstudy {study.name}: {counts['ok']} run(s) done now, {counts['complete']} already complete, "
+          f"{counts['failed']} failed, {counts['skipped']} skipped ({seconds:.0f} s)")
+    for outcome in outcomes.values():
+        if outcome.status == "failed":
+            print(f"FAILED  {outcome.id}: {outcome.detail}\n        log: {outcome.log}")
+    for outcome in outcomes.values():
+        if outcome.status == "skipped":
+            print(f"skipped {outcome.id}: {outcome.detail}")
+
+
+def run_study(args: StudyArguments) -> int:
+    """Exit status: 0 when every run is complete, 1 when some failed or were skipped."""
+    from .report import key_tables, write_report  # matplotlib only when a study runs
+
+    study = load_study(args.study)
+    decisions = decide(study, args.restart)
+    if args.dry_run:
+        print_plan(study, decisions)
+        return 0
+    executor = make_executor(study)
+    todo = sum(d.action != "skip" for d in decisions.values())
+    print(f"study {study.name}: {len(study.runs)} runs, {todo} to run; {executor.describe()}", flush=True)
+    started = time.time()
+    try:
+        outcomes = execute(study, decisions, executor, os.getcwd(), study.executor.get("poll_seconds", 0.5),
+                           study.executor.get("gpus_per_run", 1))
+    except KeyboardInterrupt:
+        print(f"\nstudy {study.name} interrupted (its runs were stopped); run the same command to continue")
+        return 130
+    ordered = {rid: outcomes[rid] for rid in study.runs}
+    write_json(study.study_dir / STATE_FILE, {"study": study.path, "runs": [o.as_dict() for o in ordered.values()]})
+    print_outcomes(study, ordered, time.time() - started)
+    sections = write_report(study, ordered)
+    tables = key_tables(sections)
+    print(f"\n{tables}\n" if tables else "")
+    print(f"report: {study.study_dir / 'report.md'} (tables as CSV in tables/, figures in figures/, report.html)")
+    return 0 if all(o.status in ("ok", "complete") for o in ordered.values()) else 1

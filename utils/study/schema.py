@@ -1,0 +1,73 @@
+"""Checking a study file: every key known, every value of the right type, one line naming the first problem."""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable
+
+from ..errors import UserError
+
+# A type name per key: str, int, number, bool, dict, list[str], list[int], list[number], list[dict], or a tuple of
+# allowed string values.
+TOP_LEVEL = {
+    "name": "str", "description": "str", "study_dir": "str", "model": "str", "seeds": "list[int]", "tasks": "dict",
+    "overrides": "dict", "transfer_sparsities": "list[number]", "transfer": ("all", "own", "none"),
+    "baselines": "list[str]", "multilingual": "list[dict]", "cross_task": "list[dict]", "similarity": "bool",
+    "retrieval": "dict", "executor": "dict", "steps_per_second": "dict",
+}
+REQUIRED_TOP_LEVEL = ("name", "seeds", "tasks")
+TASK = {
+    "kind": ("ner", "xnli", "mlm", "mt5_xnli"), "imp_config": "str", "finetune_config": "str",
+    "languages": "list[str]", "model": "str", "imp_overrides": "dict", "finetune_overrides": "dict",
+    "eval_languages": "list[str]",
+}
+REQUIRED_TASK = ("imp_config", "languages")
+MULTILINGUAL = {"task": "str", "languages": "list[str]"}
+CROSS_TASK = {"source": "str", "target": "str"}
+RETRIEVAL = {
+    "pairs": "list[str]", "tasks": "list[str]", "tsv": "str", "dataset_name": "str", "dataset_config": "str",
+    "split": "str", "max_sentences": "int", "pooling": ("mean", "cls"), "dense": "bool",
+}
+EXECUTOR = {
+    "kind": ("local", "slurm", "submitit_local"), "cluster": ("slurm", "local"), "gpus": "list[int]",
+    "workers": "int", "launcher": ("auto", "fork", "subprocess"), "partition": "str", "time_min": "int",
+    "gpus_per_node": "int", "cpus_per_task": "int", "mem_gb": "number", "account": "str", "sbatch": "dict",
+    "array_parallelism": "int", "folder": "str", "poll_seconds": "number", "analysis_gpus": "int",
+    "gpus_per_run": "int",
+}
+BASELINES = ("dense", "random", "oneshot", "rand_init")
+
+
+def unknown_key(where: str, key: str, options: Iterable[str]) -> UserError:
+    close = difflib.get_close_matches(key, list(options), n=2)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    return UserError(f"{where}: unknown key '{key}'{hint}")
+
+
+def is_type(value: Any, kind: str) -> bool:
+    if kind.startswith("list["):
+        return isinstance(value, list) and all(is_type(v, kind[5:-1]) for v in value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool, "dict": dict}[kind])
+
+
+def check(obj: Any, schema: dict, where: str, required: Iterable[str] = ()) -> dict:
+    """Return obj after checking it is an object with only known keys, each of its type; else one UserError line."""
+    if not isinstance(obj, dict):
+        raise UserError(f"{where} must be a JSON object, got {type(obj).__name__}")
+    for key, value in obj.items():
+        if key not in schema:
+            raise unknown_key(where, key, schema)
+        kind = schema[key]
+        if isinstance(kind, tuple):
+            if value not in kind:
+                raise UserError(f"{where}: '{key}' must be one of {', '.join(map(repr, kind))}, got {value!r}")
+        elif not is_type(value, kind):
+            raise UserError(f"{where}: '{key}' must be {kind.replace('list[', 'a list of ').rstrip(']')}, "
+                            f"got {value!r}")
+    for key in required:
+        if key not in obj:
+            raise UserError(f"{where}: missing required key '{key}'")
+    return obj
