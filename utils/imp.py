@@ -8,6 +8,9 @@ same seed, produces the same masks as an uninterrupted run.
 from __future__ import annotations
 
 import math
+import os
+import shlex
+import sys
 import time
 from dataclasses import asdict
 from typing import Any, Callable
@@ -18,10 +21,10 @@ from transformers import set_seed
 from accelerate import PartialState
 
 from .args import IMPArguments, ExperimentTrainingArguments, config_dict
-from .errors import UserError
-from .io import atomic_write, write_json
+from .errors import Interrupted, UserError
+from .io import save_tensors, write_json
 from .masks import Mask, safe_torch_load
-from .outputs import RunPaths, imp_resume_state
+from .outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, run_inputs
 from .pruning import magnitude_prune, sparsity_schedule
 from .training import MaskedTrainer, TaskSetup, format_metrics
 
@@ -66,9 +69,11 @@ def run_imp(
     paths = RunPaths(training_args.output_dir)
     schedule = sparsity_schedule(imp_args.prune_rate, imp_args.target_sparsity, imp_args.prune_schedule)
     fingerprint = mask_fingerprint(model_args, data_args, imp_args, training_args)
-    previous = imp_resume_state(paths, fingerprint, training_args.overwrite_output_dir, training_args.resume)
-    if previous is not None and previous.get("complete"):
-        print(f"{paths.root} already holds a complete IMP run; nothing to do")
+    plan = plan_run(paths, "imp", fingerprint, resume=training_args.resume,
+                    discard=training_args.discard_unfinished_run, inputs=run_inputs(model_args, data_args))
+    previous = plan.previous
+    if plan.finished:
+        print(f"{paths.root} already holds a complete IMP run of these settings; nothing to do")
         print_imp_table(previous)
         return previous
 
@@ -97,6 +102,15 @@ def run_imp(
     for note in setup.notes:
         trainer.print(note)
 
+    start = len(previous["rounds"]) if previous is not None else 0
+    if trainer.is_main:
+        snapshot_bytes = sum(t.numel() * t.element_size() for t in trainer.unwrapped.state_dict().values())
+        masks_bytes = mask_file_bytes(weights, packed=imp_args.mask_format == "packed") * (len(schedule) - 1 - start)
+        check_free_space(paths.root, masks_bytes + snapshot_bytes, f"{len(schedule) - 1 - start} mask file(s) and "
+                         "the rewind snapshot")
+        if plan.clear:
+            clear_entries(paths, plan.clear)  # only now that model, data and arguments have all loaded cleanly
+        paths.remove_stale_temp_files()
     if previous is not None and previous["rounds"]:
         results = previous
         done = results["rounds"]
@@ -107,8 +121,6 @@ def run_imp(
     else:
         if previous is not None:
             trainer.print(f"resuming {paths.root}: no round was completed, starting again from round 0")
-        elif trainer.is_main and training_args.overwrite_output_dir:
-            paths.clear_results()  # only now that model, data and arguments have all loaded cleanly
         results = {
             "script": script,
             **metadata,
@@ -125,13 +137,27 @@ def run_imp(
         }
         snapshot = trainer.snapshot()  # the freshly loaded (seeded) weights: the same on a restart
         mask = Mask.ones_like(weights)
-        start = 0
-        if imp_args.rewind_step == 0:
-            _save_rewind_weights(trainer, paths, snapshot)
         if trainer.is_main:
             write_json(paths.imp_results, results)  # marks the directory as this run's, resumable from round 0
+        if imp_args.rewind_step == 0:
+            _save_rewind_weights(trainer, paths, snapshot)  # after the results file: a kill between them resumes
     trainer.accelerator.wait_for_everyone()
+    try:
+        _run_rounds(trainer, setup, paths, results, schedule, snapshot, mask, start, metadata, imp_args,
+                    training_args, round_steps)
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_line(results, len(schedule), paths, script)) from None
+    if trainer.is_main:
+        paths.rewind_weights.unlink(missing_ok=True)
+        print_imp_table(results)
+    return results
 
+
+def _run_rounds(trainer: MaskedTrainer, setup: TaskSetup, paths: RunPaths, results: dict, schedule: list[float],
+                snapshot: dict, mask: Mask, start: int, metadata: dict, imp_args: IMPArguments,
+                training_args: ExperimentTrainingArguments, round_steps: int) -> None:
+    """Rounds start..end: train, evaluate, prune, save the mask, then the results file (the round's commit)."""
+    weights = trainer.weights
     for k in range(start, len(schedule)):
         set_seed(training_args.seed + k)
         trainer.set_mask(mask)
@@ -179,15 +205,22 @@ def run_imp(
             write_json(paths.imp_results, results)
         trainer.accelerator.wait_for_everyone()
 
-    if trainer.is_main:
-        paths.rewind_weights.unlink(missing_ok=True)
-        print_imp_table(results)
-    return results
+
+def _interrupted_line(results: dict, num_rounds: int, paths: RunPaths, script: str) -> str:
+    """One line for Ctrl-C: what is kept and the command that continues."""
+    done = len(results["rounds"])
+    where = f"after round {done - 1} ({done} of {num_rounds} rounds complete" if done else \
+        f"in round 0 (no round of {num_rounds} complete"
+    command = shlex.join(["python", *sys.argv]) \
+        if sys.argv and os.path.basename(sys.argv[0]) == script else f"python {script} <the same arguments>"
+    if "--resume" not in sys.argv:
+        command += " --resume"
+    return f"interrupted {where}, kept in {paths.root}); resume with: {command}"
 
 
 def _save_rewind_weights(trainer: MaskedTrainer, paths: RunPaths, snapshot: dict[str, torch.Tensor]) -> None:
     if trainer.is_main:
-        atomic_write(paths.rewind_weights, lambda tmp: torch.save(snapshot, tmp))
+        save_tensors(paths.rewind_weights, snapshot)
 
 
 def print_imp_table(results: dict) -> None:

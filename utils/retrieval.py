@@ -25,6 +25,7 @@ from torch import nn
 from .errors import UserError, first_line
 from .io import write_json
 from .masks import Mask, read_mask_metadata
+from .outputs import prepare_analysis_dir, remove_unwritten
 from .pruning import prunable_weights
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
@@ -55,6 +56,9 @@ class RetrievalArguments:
     max_seq_length: int = field(default=128, metadata={"help": "Longer sentences are truncated."})
     name: Optional[str] = field(default=None, metadata={"help": "Output file stem (default: <src>-<tgt>)."})
     no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figure."})
+    clear_output_dir: bool = field(
+        default=False, metadata={"help": "Delete another analysis' outputs found in --output_dir (else: refused)."}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,10 +147,12 @@ def load_hub_pairs(name: str, config: Optional[str], split: str, src_lang: Optio
 
 
 def _limited(data: ParallelData, max_sentences: Optional[int]) -> ParallelData:
+    """The first --max_sentences pairs (the flag's range is checked at parse time: utils.validation)."""
     if max_sentences is not None:
-        if max_sentences < 1:
-            raise UserError(f"--max_sentences must be >= 1, got {max_sentences}")
         data.src, data.tgt = data.src[:max_sentences], data.tgt[:max_sentences]
+    if len(data.src) < 2:
+        raise UserError(f"{data.source} holds {len(data.src)} sentence pair: retrieval needs at least 2 "
+                        "(each sentence is looked for among the others)")
     return data
 
 
@@ -258,8 +264,6 @@ def load_pairs(args: RetrievalArguments) -> ParallelData:
     if args.tsv:
         return read_tsv(args.tsv, args.src_lang, args.tgt_lang, args.max_sentences)
     if args.dataset_name:
-        if args.max_sentences is not None and args.max_sentences < 1:
-            raise UserError(f"--max_sentences must be >= 1, got {args.max_sentences}")
         return load_hub_pairs(args.dataset_name, args.dataset_config, args.split, args.src_lang, args.tgt_lang,
                               args.max_sentences)
     raise UserError("no sentence pairs: pass --tsv data/parallel/en-fr.tsv "
@@ -269,17 +273,16 @@ def load_pairs(args: RetrievalArguments) -> ParallelData:
 def run_retrieval(model_args, args: RetrievalArguments) -> dict:
     from transformers import AutoModel
 
-    from .models import load_model, load_tokenizer
+    from .models import check_room_for_text, load_model, load_tokenizer
 
-    if args.k < 1:
-        raise UserError(f"--k must be >= 1, got {args.k}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch_size must be >= 1, got {args.batch_size}")
     for path in (args.src_mask, args.tgt_mask):
         if path and not Path(path).is_file():
             raise UserError(f"mask file not found: {path}")
     data = load_pairs(args)
+    name = args.name or f"{data.src_lang}-{data.tgt_lang}"
+    out = prepare_analysis_dir(args.output_dir, "retrieval", args.clear_output_dir)
     tokenizer = load_tokenizer(model_args)
+    check_room_for_text(tokenizer, args.max_seq_length, "--max_seq_length")
     model = load_model(AutoModel, model_args)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     tgt_model = copy.deepcopy(model) if args.tgt_mask != args.src_mask else model
@@ -300,12 +303,11 @@ def run_retrieval(model_args, args: RetrievalArguments) -> dict:
         "src_mask": src_info, "tgt_mask": tgt_info, "layers": layers, "best_layer": best["layer"],
         "best_accuracy": best["accuracy"],
     }
-    name = args.name or f"{data.src_lang}-{data.tgt_lang}"
-    out = Path(args.output_dir)
     write_json(out / f"retrieval_{name}.json", result)
     print(format_table(result))
     if not args.no_plots:
         plot_retrieval(result, out / f"retrieval_{name}.png")
+    remove_unwritten(out, [f"retrieval_{name}.png"], [] if args.no_plots else [out / f"retrieval_{name}.png"])
     print(f"written to {out / f'retrieval_{name}.json'}")
     return result
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import UserError
 from .io import atomic_write, write_json
+from .outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir, remove_unwritten
 from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata
 
 MAX_PRINTED_MISMATCHES = 20
@@ -37,6 +38,9 @@ class SimilarityArguments:
         default=None, metadata={"help": "One label per mask (default: task/language/sparsity from its metadata)."}
     )
     no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figures."})
+    clear_output_dir: bool = field(
+        default=False, metadata={"help": "Delete another analysis' outputs found in --output_dir (else: refused)."}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -478,12 +482,15 @@ def format_summary(result: dict) -> str:
 
 
 def print_similarity_summary(mask_paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None,
-                             output_dir: Optional[str | Path] = None, plots: bool = True) -> dict:
+                             output_dir: Optional[str | Path] = None, plots: bool = True,
+                             clear_output_dir: bool = False) -> dict:
     """For the offline demo's last step: compare the masks, print the summary table, write files if asked."""
+    root = prepare_analysis_dir(output_dir, "mask_similarity", clear_output_dir) if output_dir is not None else None
     result = load_and_compare(mask_paths, labels)
     print(f"\nmask similarity ({len(result['labels'])} masks)")
     print(format_summary(result))
-    if output_dir is not None:
-        write_outputs(result, output_dir, plots=plots)
+    if root is not None:
+        written = write_outputs(result, root, plots=plots)
+        remove_unwritten(root, ANALYSIS_OUTPUTS["mask_similarity"], written)
         print(f"written to {output_dir}")
     return result
