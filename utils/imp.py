@@ -73,6 +73,9 @@ def run_imp(
                     discard=training_args.discard_unfinished_run, inputs=run_inputs(model_args, data_args))
     previous = plan.previous
     if plan.finished:
+        if PartialState(cpu=training_args.use_cpu).is_main_process:  # what a kill after the last write left
+            paths.rewind_weights.unlink(missing_ok=True)
+            paths.remove_stale_temp_files()
         print(f"{paths.root} already holds a complete IMP run of these settings; nothing to do")
         print_imp_table(previous)
         return previous
