@@ -232,13 +232,15 @@ class Mask:
             raise UserError(f"{path} does not match the checksum in {sidecar.name}: the file is truncated or was changed")
         payload = safe_torch_load(path)
         if isinstance(payload, dict) and payload.get("format") == PACKED_FORMAT:
+            tensors = _unpack(payload, path)
             if expected is None:  # this project always writes one; the original's (unpacked) masks have none
                 print(f"warning: {path} has no sha256 in {sidecar.name}: loaded without an integrity check",
                       file=sys.stderr)
-            return cls(_unpack(payload, path))
+            return cls(tensors)
+        tensors = _read_state_dict_mask(payload, path)
         if expected is None and sidecar.is_file():
             print(f"warning: {sidecar} has no sha256: {path.name} loaded without an integrity check", file=sys.stderr)
-        return cls(_read_state_dict_mask(payload, path))
+        return cls(tensors)
 
 
 class BoundMask:
