@@ -76,6 +76,12 @@ def read_results(path: Path) -> dict:
     return data
 
 
+def _differences(previous: dict, fingerprint: dict[str, Any]) -> list[str]:
+    if "fingerprint" not in previous:  # written by an earlier version: nothing to compare, so never the same run
+        return ["settings not recorded (written by an earlier version)"]
+    return config_differences(previous["fingerprint"], fingerprint)
+
+
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
@@ -106,7 +112,7 @@ def plan_run(paths: RunPaths, kind: str, fingerprint: dict[str, Any], *, resume:
     inputs = list(inputs)
     if paths.finetune_results.exists():
         previous = read_results(paths.finetune_results)
-        differences = config_differences(previous.get("fingerprint", {}), fingerprint)
+        differences = _differences(previous, fingerprint)
         if kind == "finetune" and not differences:
             return OutputPlan(previous=previous)
         other = f" with other settings ({'; '.join(differences[:5])})" if kind == "finetune" else ""
@@ -114,7 +120,7 @@ def plan_run(paths: RunPaths, kind: str, fingerprint: dict[str, Any], *, resume:
                         "choose another --output_dir")
     if paths.imp_results.exists():
         previous = read_results(paths.imp_results)
-        differences = config_differences(previous.get("fingerprint", {}), fingerprint)
+        differences = _differences(previous, fingerprint)
         if kind == "imp" and not differences:
             return OutputPlan(previous=previous)
         other = f" with other settings ({'; '.join(differences[:5])})" if kind == "imp" else ""
