@@ -171,7 +171,7 @@ def test_unfinished_run_with_other_settings_needs_the_explicit_flag(reference, t
     assert done["complete"] and done["seed"] == 4
 
 
-@pytest.mark.parametrize("case", ["file", "empty", "child_of_file", "masks_is_file", "no_disk"])
+@pytest.mark.parametrize("case", ["file", "empty", "child_of_file", "masks_is_file", "no_disk", "read_only"])
 def test_outputs_are_checked_before_any_training(tiny_models, tmp_path, run_script, capsys, monkeypatch, case):
     from utils import outputs, training
 
@@ -184,13 +184,16 @@ def test_outputs_are_checked_before_any_training(tiny_models, tmp_path, run_scri
         (target / "masks").write_text("")
     if case == "no_disk":
         monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(free=1 << 20))
+    if case == "read_only":  # the tests may run as root, whom file modes do not stop: ask os.access instead
+        monkeypatch.setattr(outputs.os, "access", lambda path, mode: False)
     where = {"file": target, "empty": "", "child_of_file": target / "sub", "masks_is_file": target,
-             "no_disk": target}[case]
+             "no_disk": target, "read_only": target}[case]
     argv = ["--model_name_or_path", str(tiny_models / "mbert-tiny"), "--output_dir", str(where), "--do_train",
             "--train_file", "data/ner/{lang}/train.jsonl", "--max_steps", "1", "--use_cpu", "--save_model",
             "--pruning_type", "random", "--sparsity", "50"]
     expected = {"file": "is an existing file", "empty": "--output_dir is empty", "child_of_file": "is a file",
-                "masks_is_file": "masks is a file", "no_disk": "not enough free disk"}[case]
+                "masks_is_file": "masks is a file", "no_disk": "not enough free disk",
+                "read_only": "is not writable"}[case]
     assert expected in _error(run_script, capsys, "ner_fine_tune.py", *argv)
 
 

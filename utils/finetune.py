@@ -62,9 +62,9 @@ def run_finetune(
         trainer.print(note)
     trainer.set_mask(mask)
     trainer.mask_checksums_agree()
+    check_free_space(paths.root, _output_bytes(trainer, mask_args.save_model),
+                     "the saved model and mask" if mask_args.save_model else "the results")  # every rank stops
     if trainer.is_main:
-        check_free_space(paths.root, _output_bytes(trainer, mask_args.save_model),
-                         "the saved model and mask" if mask_args.save_model else "the results")
         if plan.clear:
             clear_entries(paths, plan.clear)  # only now that the model, data and mask have all loaded cleanly
         paths.remove_stale_temp_files()

@@ -106,11 +106,11 @@ def run_imp(
         trainer.print(note)
 
     start = len(previous["rounds"]) if previous is not None else 0
+    snapshot_bytes = sum(t.numel() * t.element_size() for t in trainer.unwrapped.state_dict().values())
+    masks_bytes = mask_file_bytes(weights, packed=imp_args.mask_format == "packed") * (len(schedule) - 1 - start)
+    check_free_space(paths.root, masks_bytes + snapshot_bytes, f"{len(schedule) - 1 - start} mask file(s) and the "
+                     "rewind snapshot")  # on every rank, so that all of them stop together
     if trainer.is_main:
-        snapshot_bytes = sum(t.numel() * t.element_size() for t in trainer.unwrapped.state_dict().values())
-        masks_bytes = mask_file_bytes(weights, packed=imp_args.mask_format == "packed") * (len(schedule) - 1 - start)
-        check_free_space(paths.root, masks_bytes + snapshot_bytes, f"{len(schedule) - 1 - start} mask file(s) and "
-                         "the rewind snapshot")
         if plan.clear:
             clear_entries(paths, plan.clear)  # only now that model, data and arguments have all loaded cleanly
         paths.remove_stale_temp_files()
