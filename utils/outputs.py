@@ -110,27 +110,22 @@ def plan_run(paths: RunPaths, kind: str, fingerprint: dict[str, Any], *, resume:
     """Decide, before anything is loaded, whether an `kind` ('imp' or 'finetune') run may use paths.root."""
     check_output_location(paths)
     inputs = list(inputs)
-    if paths.finetune_results.exists():
-        previous = read_results(paths.finetune_results)
+    for results_file, run_kind, name in ((paths.finetune_results, "finetune", "fine-tuning"),
+                                         (paths.imp_results, "imp", "IMP")):
+        if not results_file.exists():
+            continue
+        previous = read_results(results_file)
         differences = _differences(previous, fingerprint)
-        if kind == "finetune" and not differences:
+        if kind == run_kind and not differences:
             return OutputPlan(previous=previous)
-        other = f" with other settings ({'; '.join(differences[:5])})" if kind == "finetune" else ""
-        raise UserError(f"{paths.root} holds a complete fine-tuning run{other}; it is never removed: "
-                        "choose another --output_dir")
-    if paths.imp_results.exists():
-        previous = read_results(paths.imp_results)
-        differences = _differences(previous, fingerprint)
-        if kind == "imp" and not differences:
-            return OutputPlan(previous=previous)
-        other = f" with other settings ({'; '.join(differences[:5])})" if kind == "imp" else ""
-        if previous.get("complete"):
-            raise UserError(f"{paths.root} holds a complete IMP run{other}; it is never removed: "
+        other = f" with other settings ({'; '.join(differences[:5])})" if kind == run_kind else ""
+        if previous.get("complete", True):  # fine-tuning results are written once, when the run is complete
+            raise UserError(f"{paths.root} holds a complete {name} run{other}; it is never removed: "
                             "choose another --output_dir")
         if resume:
             raise UserError(f"cannot resume {paths.root}: it was run with other settings ({'; '.join(differences[:5])})")
         rounds = len(previous.get("rounds", []))
-        return OutputPlan(clear=_discardable(paths, f"an unfinished IMP run ({rounds} round(s) done){other}",
+        return OutputPlan(clear=_discardable(paths, f"an unfinished {name} run ({rounds} round(s) done){other}",
                                              discard, inputs))
     if resume:
         raise UserError(f"--resume: {paths.root} holds no IMP run to resume")
