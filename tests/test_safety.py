@@ -259,3 +259,20 @@ def test_analysis_dirs_refuse_other_analyses_and_drop_stale_figures(reference, t
     assert (out / "mask_similarity.json").exists() and not (out / "jaccard_heatmap.png").exists()
     assert "another analysis" in _error(run_script, capsys, "summarize_results.py", "--runs", str(reference[0]),
                                         "--output_dir", str(out))
+
+
+def test_files_without_a_results_file_need_the_explicit_flag(tmp_path):
+    from utils.errors import UserError
+    from utils.outputs import RunPaths, plan_run
+
+    paths = RunPaths(tmp_path / "run")
+    (paths.masks_dir).mkdir(parents=True)
+    (paths.masks_dir / "sparsity_10.pt").write_bytes(b"x")
+    (paths.root / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"files of a run that wrote no results file; pass --discard_unfinished_run "
+                                        r"to delete it \(masks/\)"):
+        plan_run(paths, "imp", {})
+    with pytest.raises(UserError, match="which this run reads"):
+        plan_run(paths, "finetune", {}, discard=True, inputs=[paths.masks_dir / "sparsity_10.pt"])
+    assert plan_run(paths, "imp", {}, discard=True).clear == [paths.masks_dir]  # never notes.txt
+    assert plan_run(RunPaths(tmp_path / "new"), "imp", {}).previous is None
