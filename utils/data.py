@@ -95,8 +95,8 @@ def _column_is_clean(dataset: Dataset, name: str, kind: str) -> bool:
         inner = feature.feature if isinstance(feature, (List, Sequence)) else None
         wanted = texts if kind == "words" else ints
         column = dataset.data.column(name)
-        return isinstance(inner, Value) and inner.dtype in wanted and column.null_count == 0 \
-            and pc.list_flatten(column).null_count == 0
+        typed = (isinstance(inner, Value) and inner.dtype in wanted) or (kind == "ids" and isinstance(inner, ClassLabel))
+        return typed and column.null_count == 0 and pc.list_flatten(column).null_count == 0
     wanted = texts if kind == "text" else texts + ints
     typed = (isinstance(feature, Value) and feature.dtype in wanted) or (kind == "label" and isinstance(feature, ClassLabel))
     return typed and dataset.data.column(name).null_count == 0
