@@ -7,6 +7,7 @@ same seed, produces the same masks as an uninterrupted run.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shlex
@@ -24,7 +25,7 @@ from .args import IMPArguments, ExperimentTrainingArguments, config_dict
 from .errors import Interrupted, UserError
 from .io import save_tensors, write_json
 from .masks import Mask, safe_torch_load
-from .outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, run_inputs
+from .outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, read_results, run_inputs
 from .pruning import magnitude_prune, sparsity_schedule
 from .training import MaskedTrainer, TaskSetup, format_metrics
 
@@ -56,6 +57,20 @@ def steps_per_round(trainer: MaskedTrainer, args: ExperimentTrainingArguments, n
     return max(1, math.ceil(total / num_rounds))
 
 
+def _one_line_on_ctrl_c(run: Callable[..., dict]) -> Callable[..., dict]:
+    """Ctrl-C during IMP ends with one line saying which rounds are kept and how to resume (exit status 130)."""
+
+    @functools.wraps(run)
+    def wrapper(build_setup, model_args, data_args, imp_args, training_args, script: str) -> dict:
+        try:
+            return run(build_setup, model_args, data_args, imp_args, training_args, script)
+        except KeyboardInterrupt:
+            raise Interrupted(_interrupted_line(RunPaths(training_args.output_dir), script)) from None
+
+    return wrapper
+
+
+@_one_line_on_ctrl_c
 def run_imp(
     build_setup: Callable[[], TaskSetup],
     model_args,
@@ -138,29 +153,15 @@ def run_imp(
             "rounds": [],
             "complete": False,
         }
+        if trainer.is_main:  # first: a kill between it and the rewind snapshot leaves a run that restarts round 0
+            write_json(paths.imp_results, results)  # marks the directory as this run's, resumable from round 0
         snapshot = trainer.snapshot()  # the freshly loaded (seeded) weights: the same on a restart
         mask = Mask.ones_like(weights)
-        if trainer.is_main:
-            write_json(paths.imp_results, results)  # marks the directory as this run's, resumable from round 0
+        start = 0
         if imp_args.rewind_step == 0:
-            _save_rewind_weights(trainer, paths, snapshot)  # after the results file: a kill between them resumes
+            _save_rewind_weights(trainer, paths, snapshot)
     trainer.accelerator.wait_for_everyone()
-    try:
-        _run_rounds(trainer, setup, paths, results, schedule, snapshot, mask, start, metadata, imp_args,
-                    training_args, round_steps)
-    except KeyboardInterrupt:
-        raise Interrupted(_interrupted_line(results, len(schedule), paths, script)) from None
-    if trainer.is_main:
-        paths.rewind_weights.unlink(missing_ok=True)
-        print_imp_table(results)
-    return results
 
-
-def _run_rounds(trainer: MaskedTrainer, setup: TaskSetup, paths: RunPaths, results: dict, schedule: list[float],
-                snapshot: dict, mask: Mask, start: int, metadata: dict, imp_args: IMPArguments,
-                training_args: ExperimentTrainingArguments, round_steps: int) -> None:
-    """Rounds start..end: train, evaluate, prune, save the mask, then the results file (the round's commit)."""
-    weights = trainer.weights
     for k in range(start, len(schedule)):
         set_seed(training_args.seed + k)
         trainer.set_mask(mask)
@@ -208,10 +209,19 @@ def _run_rounds(trainer: MaskedTrainer, setup: TaskSetup, paths: RunPaths, resul
             write_json(paths.imp_results, results)
         trainer.accelerator.wait_for_everyone()
 
+    if trainer.is_main:
+        paths.rewind_weights.unlink(missing_ok=True)
+        print_imp_table(results)
+    return results
 
-def _interrupted_line(results: dict, num_rounds: int, paths: RunPaths, script: str) -> str:
-    """One line for Ctrl-C: what is kept and the command that continues."""
-    done = len(results["rounds"])
+
+def _interrupted_line(paths: RunPaths, script: str) -> str:
+    """One line for Ctrl-C: what is kept (the results file on disk says) and the command that continues."""
+    try:
+        results = read_results(paths.imp_results)
+        done, num_rounds = len(results["rounds"]), len(results["schedule"])
+    except (UserError, KeyError, TypeError):
+        return f"interrupted before the first round of {paths.root} started; run the same command again"
     where = f"after round {done - 1} ({done} of {num_rounds} rounds complete" if done else \
         f"in round 0 (no round of {num_rounds} complete"
     command = shlex.join(["python", *sys.argv]) \
