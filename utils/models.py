@@ -73,11 +73,6 @@ def check_input_length(model, length: int, flag: str) -> None:
         raise UserError(f"{flag} {length} exceeds the model's {limit} positions")
 
 
-def max_positions(model) -> int | None:
-    """The longest input the model's position embeddings allow (None: relative positions, no hard limit)."""
-    return getattr(model.config, "max_position_embeddings", None)
-
-
 def check_room_for_text(tokenizer, length: int, flag: str, pair: bool = False) -> None:
     """Stop when a length leaves no room for text beside the tokenizer's special tokens ([CLS] ... [SEP])."""
     specials = tokenizer.num_special_tokens_to_add(pair=pair)
@@ -86,3 +81,9 @@ def check_room_for_text(tokenizer, length: int, flag: str, pair: bool = False) -
         text = "one token of each sentence" if pair else "one token of text"
         raise UserError(f"{flag} must be at least {needed} for this tokenizer ({specials} special tokens + {text}), "
                         f"got {length}")
+
+
+def max_positions(model) -> int | None:
+    """The longest input the model's position embeddings allow (None: relative positions, no hard limit)."""
+    return getattr(model.config, "max_position_embeddings", None)
+
