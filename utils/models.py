@@ -66,13 +66,6 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
         raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None
 
 
-def check_input_length(model, length: int, flag: str) -> None:
-    """Stop before training when inputs would be longer than the model's position embeddings."""
-    limit = max_positions(model)
-    if limit is not None and length > limit:
-        raise UserError(f"{flag} {length} exceeds the model's {limit} positions")
-
-
 def check_room_for_text(tokenizer, length: int, flag: str, pair: bool = False) -> None:
     """Stop when a length leaves no room for text beside the tokenizer's special tokens ([CLS] ... [SEP])."""
     specials = tokenizer.num_special_tokens_to_add(pair=pair)
@@ -81,6 +74,13 @@ def check_room_for_text(tokenizer, length: int, flag: str, pair: bool = False) -
         text = "one token of each sentence" if pair else "one token of text"
         raise UserError(f"{flag} must be at least {needed} for this tokenizer ({specials} special tokens + {text}), "
                         f"got {length}")
+
+
+def check_input_length(model, length: int, flag: str) -> None:
+    """Stop before training when inputs would be longer than the model's position embeddings."""
+    limit = max_positions(model)
+    if limit is not None and length > limit:
+        raise UserError(f"{flag} {length} exceeds the model's {limit} positions")
 
 
 def max_positions(model) -> int | None:
