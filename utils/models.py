@@ -86,4 +86,3 @@ def check_input_length(model, length: int, flag: str) -> None:
 def max_positions(model) -> int | None:
     """The longest input the model's position embeddings allow (None: relative positions, no hard limit)."""
     return getattr(model.config, "max_position_embeddings", None)
-
