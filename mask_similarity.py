@@ -17,7 +17,8 @@ from utils.similarity import SimilarityArguments, print_similarity_summary
 @exit_on_user_error
 def main(argv=None) -> dict:
     (args,) = parse_args((SimilarityArguments,), argv)
-    return print_similarity_summary(args.masks, args.labels, args.output_dir, plots=not args.no_plots, args=args)
+    return print_similarity_summary(args.masks, args.labels, args.output_dir, plots=not args.no_plots, args=args,
+                                    clear_output_dir=args.clear_output_dir)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,15 @@ results_summary.json, imp_curves.csv, imp_tickets.csv, transfer.csv, transfer_me
 zero_shot.csv and PNG figures (imp_curves_<task>.png, transfer_<task>_<sparsity>.png, zero_shot_<task>.png).
 """
 from utils.args import parse_args
-from utils.errors import UserError, exit_on_user_error
+from utils.errors import exit_on_user_error
 from utils.results import SummaryArguments, run_summary
 
 
 @exit_on_user_error
 def main(argv=None) -> dict:
     (args,) = parse_args((SummaryArguments,), argv)
-    if args.epsilon is not None and args.epsilon < 0:
-        raise UserError(f"--epsilon must be >= 0, got {args.epsilon}")
-    return run_summary(args.runs, args.output_dir, args.epsilon, plots=not args.no_plots)
+    return run_summary(args.runs, args.output_dir, args.epsilon, plots=not args.no_plots,
+                       clear_output_dir=args.clear_output_dir)
 
 
 if __name__ == "__main__":

@@ -80,10 +80,10 @@ def test_bad_command_lines(tmp_path):
 
 
 def test_sparsity_accepts_fractions_and_percentages():
-    _, _, mask, _ = parse_args(FINETUNE_TYPES, ["--model_name_or_path", "m", "--output_dir", "o", "--sparsity", "50"])
+    random_mask = ["--model_name_or_path", "m", "--output_dir", "o", "--pruning_type", "random", "--sparsity"]
+    _, _, mask, _ = parse_args(FINETUNE_TYPES, [*random_mask, "50"])
     assert mask.sparsity_fraction == 0.5
-    _, _, mask, _ = parse_args(FINETUNE_TYPES, ["--model_name_or_path", "m", "--output_dir", "o", "--sparsity", "0.3"])
+    _, _, mask, _ = parse_args(FINETUNE_TYPES, [*random_mask, "0.3"])
     assert mask.sparsity_fraction == 0.3
-    _, _, mask, _ = parse_args(FINETUNE_TYPES, ["--model_name_or_path", "m", "--output_dir", "o", "--sparsity", "100"])
-    with pytest.raises(UserError, match="sparsity"):
-        mask.sparsity_fraction
+    with pytest.raises(UserError, match=r"--sparsity must be .*\[0, 100\), got 100"):
+        parse_args(FINETUNE_TYPES, [*random_mask, "100"])

@@ -76,12 +76,10 @@ def test_results_are_not_clobbered(tiny_models, tmp_path, run_script, capsys):
     out = tmp_path / "run"
     run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25"))
     before = (out / "masks" / "sparsity_25.pt").read_bytes()
-    with pytest.raises(SystemExit):
-        run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25", "--seed", "9"))
-    assert "--overwrite_output_dir" in capsys.readouterr().err
-    # with --overwrite_output_dir, a run that fails to start (missing data) leaves the old results in place
-    with pytest.raises(SystemExit):
-        run_script("LT_ner.py", *imp_argv(tiny_models, out, "--overwrite_output_dir", "--data_language", "xx"))
+    for flag in ("--overwrite_output_dir", "--discard_unfinished_run"):  # a complete run stays, whatever the flags
+        with pytest.raises(SystemExit):
+            run_script("LT_ner.py", *imp_argv(tiny_models, out, "--target_sparsity", "0.25", "--seed", "9", flag))
+        assert "complete IMP run with other settings (seed: 3 -> 9)" in capsys.readouterr().err
     assert (out / "masks" / "sparsity_25.pt").read_bytes() == before
     assert (out / "imp_results.json").exists()
 
@@ -150,6 +148,7 @@ def test_bad_input_gives_one_line_errors(tiny_models, tmp_path, run_script, caps
     assert "needs --sparsity" in _error_of(run_script, capsys, "ner_fine_tune.py", *ft, *out("k"),
                                            "--pruning_type", "random")
     assert "unknown language" in _error_of(run_script, capsys, "ner_fine_tune.py", *ft[:2], *out("l"), "--do_train",
+                                           "--pruning_type", "random", "--sparsity", "50",
                                            "--dataset_name", "wikiann", "--data_language", "xx-not-a-language")
 
 
@@ -164,8 +163,9 @@ def test_run_killed_in_its_first_round_restarts_by_itself(tiny_models, tmp_path,
     monkeypatch.setattr(training.MaskedTrainer, "train", killed)
     out = tmp_path / "run"
     argv = imp_argv(tiny_models, out, "--target_sparsity", "0.25")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as exit_info:  # Ctrl-C: one line, exit status 130
         run_script("LT_ner.py", *argv)
+    assert exit_info.value.code == 130
     assert json.loads((out / "imp_results.json").read_text())["rounds"] == []
     monkeypatch.setattr(training.MaskedTrainer, "train", original)
     results = run_script("LT_ner.py", *argv)  # the same command, no flags: it picks the run up

@@ -158,4 +158,4 @@ def test_summarize_results_script_end_to_end(tmp_path, run_script, capsys):
             "imp_curves_ner.png", "transfer_ner_50.png", "zero_shot_ner.png"} <= names
     with pytest.raises(SystemExit):
         run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(out), "--epsilon", "-1")
-    assert "--epsilon must be >= 0" in capsys.readouterr().err
+    assert "--epsilon must be a finite number >= 0, got -1.0" in capsys.readouterr().err

@@ -170,7 +170,7 @@ def test_mask_similarity_script_end_to_end(tmp_path, tiny_models, run_script, ca
     assert header.startswith("mask_a,mask_b,scope,group,jaccard,random_baseline,ratio")
     with pytest.raises(SystemExit):
         run_script("mask_similarity.py", "--masks", paths[0], "--output_dir", str(out))
-    assert "need at least 2 masks" in capsys.readouterr().err
+    assert "--masks must be two or more mask files" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_script("mask_similarity.py", "--masks", *paths, "--labels", "a", "--output_dir", str(out))
     assert "1 labels for 3 masks" in capsys.readouterr().err

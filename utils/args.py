@@ -18,6 +18,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import UserError
 from .flags import check_flags, hide_from_help, refused_fields
+from .validation import validate_arguments
 
 
 @dataclass
@@ -30,7 +31,12 @@ class ExperimentTrainingArguments(TrainingArguments):
         default=True, metadata={"help": "Evaluate every --logging_steps optimizer steps (and always at the end)."}
     )
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace results already in --output_dir (only once the new run has started)."}
+        default=False, metadata={"help": "Accepted as in the original; removes nothing (an unfinished run of the same "
+                                         "settings resumes, a complete run is kept: see --discard_unfinished_run)."}
+    )
+    discard_unfinished_run: bool = field(
+        default=False, metadata={"help": "Delete an UNFINISHED run with other settings in --output_dir (its results "
+                                         "file, masks/, rewind weights) to start this one; complete runs are kept."}
     )
     resume: bool = field(
         default=False, metadata={"help": "Continue an interrupted IMP run in --output_dir; completed rounds are kept."}
@@ -217,7 +223,7 @@ def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = 
         hide_from_help(parser, refused_fields())
         check_flags(parser, argv, refused_fields())
     try:
-        return tuple(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
+        return validate_arguments(parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False))
     except ValueError as error:  # unknown CLI flags, TrainingArguments' own checks
         message = str(error)
         if "not used by the HfArgumentParser" in message:
@@ -234,6 +240,8 @@ def json_to_argv(parser: HfArgumentParser, path: str) -> list[str]:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise UserError(f"config {path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"config {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not isinstance(config, dict):
         raise UserError(f"config {path} must hold a JSON object of argument names and values")
     options = {action.dest: action for action in parser._actions if action.option_strings}

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional
 
-from datasets import Dataset, concatenate_datasets, load_dataset
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, List, Sequence, Value, concatenate_datasets, load_dataset
 
 from .args import DataArguments
 from .errors import UserError, first_line
@@ -34,10 +35,11 @@ def load_split(
     data_args: DataArguments,
     lang: str,
     split: str,
-    required_fields: Sequence[str],
+    required_fields: Mapping[str, str],
     default_hub: Optional[str] = None,
 ) -> Dataset:
-    """One language's split ('train', 'validation', 'test'): the local file if given, else the hub dataset."""
+    """One language's split ('train', 'validation', 'test'): the local file if given, else the hub dataset, with
+    every row's `required_fields` ({name: kind}, kinds in FIELD_KINDS) checked."""
     template = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}[split]
     if template is not None:
         if "{lang}" not in template and len(set(data_args.languages + data_args.extra_eval_languages)) > 1:
@@ -55,7 +57,48 @@ def load_split(
         raise UserError(f"{source} lacks field(s) {', '.join(missing)} (it has: {', '.join(dataset.column_names)})")
     if len(dataset) == 0:
         raise UserError(f"{source} holds no examples")
+    check_fields(dataset, required_fields, source)
     return dataset
+
+
+# kind -> (is a value of this kind?, what it should be)
+FIELD_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "text": (lambda v: isinstance(v, str), "text"),
+    "words": (lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v), "a list of strings"),
+    "ids": (lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v),
+            "a list of integers"),
+    "label": (lambda v: isinstance(v, (int, str)) and not isinstance(v, bool), "an integer or a label word"),
+}
+
+
+def check_fields(dataset: Dataset, kinds: Mapping[str, str], source: str) -> None:
+    """Stop at the first row whose field is null or of the wrong type, naming the row. The column types tell
+    at once when every row is fine; rows are only walked when a column is mixed, of another type or has nulls."""
+    for name, kind in kinds.items():
+        if _column_is_clean(dataset, name, kind):
+            continue
+        is_kind, expected = FIELD_KINDS[kind]
+        for row, value in enumerate(dataset[name]):
+            if not is_kind(value):
+                shown = "null" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
+                raise UserError(f"{source} example {row}: field '{name}' is {shown}, expected {expected} "
+                                "(with no null)")
+        if not isinstance(dataset.features[name], (Value, ClassLabel, List, Sequence)):
+            raise UserError(f"{source}: field '{name}' mixes value types across rows (e.g. numbers and text)")
+
+
+def _column_is_clean(dataset: Dataset, name: str, kind: str) -> bool:
+    feature = dataset.features[name]
+    texts, ints = ("string", "large_string"), ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+    if kind in ("words", "ids"):
+        inner = feature.feature if isinstance(feature, (List, Sequence)) else None
+        wanted = texts if kind == "words" else ints
+        column = dataset.data.column(name)
+        typed = (isinstance(inner, Value) and inner.dtype in wanted) or (kind == "ids" and isinstance(inner, ClassLabel))
+        return typed and column.null_count == 0 and pc.list_flatten(column).null_count == 0
+    wanted = texts if kind == "text" else texts + ints
+    typed = (isinstance(feature, Value) and feature.dtype in wanted) or (kind == "label" and isinstance(feature, ClassLabel))
+    return typed and dataset.data.column(name).null_count == 0
 
 
 def _load_json_lines(path: str, lang: str) -> Dataset:

@@ -9,10 +9,14 @@ from .args import ExperimentTrainingArguments, MaskArguments, config_dict
 from .errors import UserError
 from .io import write_json
 from .masks import Mask, read_mask_metadata
-from .outputs import RunPaths, guard_output_dir
+from .outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, run_inputs
 from .progress import setup_logging
 from .pruning import oneshot_prune, random_prune
 from .training import MaskedTrainer, TaskSetup, format_metrics
+
+# Settings that say where and how a run is kept, not what it computes: a re-run differing only here is the same run.
+_BOOKKEEPING_KEYS = ("output_dir", "overwrite_output_dir", "discard_unfinished_run", "resume", "logging_dir",
+                     "dataloader_num_workers", "run_name")
 
 
 def build_fixed_mask(mask_args: MaskArguments, weights, seed: int) -> tuple[Optional[Mask], dict[str, Any]]:
@@ -43,7 +47,14 @@ def run_finetune(
 ) -> dict:
     setup_logging(training_args)
     paths = RunPaths(training_args.output_dir)
-    guard_output_dir(paths, training_args.overwrite_output_dir)
+    config = config_dict(model_args, data_args, mask_args, training_args)
+    fingerprint = {k: v for k, v in config.items() if k not in _BOOKKEEPING_KEYS}
+    plan = plan_run(paths, "finetune", fingerprint, discard=training_args.discard_unfinished_run,
+                    inputs=run_inputs(model_args, data_args, mask_args.mask_dir))
+    if plan.finished:
+        print(f"{paths.root} already holds this fine-tuning run's results; nothing to do "
+              f"({format_metrics(plan.previous.get('eval', {}), plan.previous.get('metric', ''))})")
+        return plan.previous
     with PartialState(cpu=training_args.use_cpu).main_process_first():  # rank 0 fills the data cache first
         setup = build_setup()  # after the output-directory check, so a refused run fails fast
     trainer = MaskedTrainer(setup, training_args)
@@ -52,10 +63,14 @@ def run_finetune(
         trainer.print(note)
     trainer.set_mask(mask)
     trainer.mask_checksums_agree()
-    if trainer.is_main and training_args.overwrite_output_dir:
-        paths.clear_results()  # only now that the model, data and mask have all loaded cleanly
+    check_free_space(paths.root, _output_bytes(trainer, mask_args.save_model),
+                     "the saved model and mask" if mask_args.save_model else "the results")  # every rank stops
+    if trainer.is_main:
+        if plan.clear:
+            clear_entries(paths, plan.clear)  # only now that the model, data and mask have all loaded cleanly
+        paths.remove_stale_temp_files()
     trainer.accelerator.wait_for_everyone()
-    trainer.tracker.start(config_dict(model_args, data_args, mask_args, training_args))
+    trainer.tracker.start(config)
     sparsity = mask.sparsity if mask is not None else 0.0
     trainer.print(
         f"fine-tuning {setup.task} on {','.join(setup.train_languages)} under a {mask_args.pruning_type} mask "
@@ -84,7 +99,8 @@ def run_finetune(
         "eval": evaluation,
         **stats,
         "num_processes": trainer.accelerator.num_processes,
-        "config": config_dict(model_args, data_args, mask_args, training_args),
+        "config": config,
+        "fingerprint": fingerprint,
     }
     trainer.tracker.finish()
     if trainer.is_main:
@@ -99,6 +115,14 @@ def run_finetune(
         print(f"written to {paths.finetune_results}")
     trainer.accelerator.wait_for_everyone()
     return results
+
+
+def _output_bytes(trainer: MaskedTrainer, save_model: bool) -> int:
+    """What the run writes: the results file, and with --save_model the weights, tokenizer and mask."""
+    if not save_model:
+        return 1 << 20
+    model = sum(t.numel() * t.element_size() for t in trainer.unwrapped.state_dict().values())
+    return model + mask_file_bytes(trainer.weights, packed=False) + (64 << 20)
 
 
 def _zero_fraction(weights) -> float:

@@ -246,11 +246,11 @@ def format_head_summary(result: dict, heads_from: str) -> str:
     return "\n".join(lines)
 
 
-def run_head_analysis(masks: Sequence[PackedMask], args, output_dir: Optional[str | Path], plots: bool) -> dict:
-    """mask_similarity.py --by head: compute, print, write."""
+def run_head_analysis(masks: Sequence[PackedMask], args, output_dir: Optional[str | Path],
+                      plots: bool) -> tuple[dict, list[Path]]:
+    """mask_similarity.py --by head: compute, print, write; returns the result and the files written."""
     heads, heads_from = resolve_num_heads(masks, args.num_heads, args.model_name_or_path)
     result = {"heads_from": heads_from, **head_analysis(masks, heads)}
     print(format_head_summary(result, heads_from))
-    if output_dir is not None:
-        write_head_outputs(result, Path(output_dir), plots)
-    return result
+    written = write_head_outputs(result, Path(output_dir), plots) if output_dir is not None else []
+    return result, written

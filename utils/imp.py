@@ -8,7 +8,11 @@ same seed, produces the same masks as an uninterrupted run.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
+import shlex
+import sys
 import time
 from dataclasses import asdict
 from typing import Any, Callable
@@ -19,11 +23,11 @@ from transformers import set_seed
 from accelerate import PartialState
 
 from .args import IMPArguments, ExperimentTrainingArguments, config_dict
-from .errors import UserError
-from .io import atomic_write, write_json
+from .errors import Interrupted, UserError
+from .io import save_tensors, write_json
 from .masks import Mask, safe_torch_load
 from .models import head_state_names
-from .outputs import RunPaths, imp_resume_state
+from .outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, read_results, run_inputs
 from .progress import setup_logging
 from .pruning import magnitude_prune, sparsity_schedule
 from .tracking import eta_line, round_values
@@ -69,6 +73,20 @@ def lr_schedule_steps(trainer: MaskedTrainer, imp_args: IMPArguments, round_step
     return max(trainer.step_budget, round_steps)
 
 
+def _one_line_on_ctrl_c(run: Callable[..., dict]) -> Callable[..., dict]:
+    """Ctrl-C during IMP ends with one line saying which rounds are kept and how to resume (exit status 130)."""
+
+    @functools.wraps(run)
+    def wrapper(build_setup, model_args, data_args, imp_args, training_args, script: str) -> dict:
+        try:
+            return run(build_setup, model_args, data_args, imp_args, training_args, script)
+        except KeyboardInterrupt:
+            raise Interrupted(_interrupted_line(RunPaths(training_args.output_dir), script)) from None
+
+    return wrapper
+
+
+@_one_line_on_ctrl_c
 def run_imp(
     build_setup: Callable[[], TaskSetup],
     model_args,
@@ -83,9 +101,14 @@ def run_imp(
     paths = RunPaths(training_args.output_dir)
     schedule = sparsity_schedule(imp_args.prune_rate, imp_args.target_sparsity, imp_args.prune_schedule)
     fingerprint = mask_fingerprint(model_args, data_args, imp_args, training_args)
-    previous = imp_resume_state(paths, fingerprint, training_args.overwrite_output_dir, training_args.resume)
-    if previous is not None and previous.get("complete"):
-        print(f"{paths.root} already holds a complete IMP run; nothing to do")
+    plan = plan_run(paths, "imp", fingerprint, resume=training_args.resume,
+                    discard=training_args.discard_unfinished_run, inputs=run_inputs(model_args, data_args))
+    previous = plan.previous
+    if plan.finished:
+        if PartialState(cpu=training_args.use_cpu).is_main_process:  # what a kill after the last write left
+            paths.clear_resume_files()
+            paths.remove_stale_temp_files()
+        print(f"{paths.root} already holds a complete IMP run of these settings; nothing to do")
         print_imp_table(previous)
         return previous
 
@@ -127,6 +150,15 @@ def run_imp(
     for note in setup.notes:
         trainer.print(note)
 
+    start = len(previous["rounds"]) if previous is not None else 0
+    snapshot_bytes = sum(t.numel() * t.element_size() for t in trainer.unwrapped.state_dict().values())
+    masks_bytes = mask_file_bytes(weights, packed=imp_args.mask_format == "packed") * (len(schedule) - 1 - start)
+    check_free_space(paths.root, masks_bytes + snapshot_bytes, f"{len(schedule) - 1 - start} mask file(s) and the "
+                     "rewind snapshot")  # on every rank, so that all of them stop together
+    if trainer.is_main:
+        if plan.clear:
+            clear_entries(paths, plan.clear)  # only now that model, data and arguments have all loaded cleanly
+        paths.remove_stale_temp_files()
     if previous is not None and previous["rounds"]:
         results = previous
         done = results["rounds"]
@@ -138,8 +170,6 @@ def run_imp(
     else:
         if previous is not None:
             trainer.print(f"resuming {paths.root}: no round was completed, starting again from round 0")
-        elif trainer.is_main and training_args.overwrite_output_dir:
-            paths.clear_results()  # only now that model, data and arguments have all loaded cleanly
         results = {
             "script": script,
             **metadata,
@@ -154,14 +184,14 @@ def run_imp(
             "rounds": [],
             "complete": False,
         }
+        if trainer.is_main:  # first: a kill between it and the rewind snapshot leaves a run that restarts round 0
+            write_json(paths.imp_results, results)  # marks the directory as this run's, resumable from round 0
         snapshot = trainer.snapshot()  # the freshly loaded (seeded) weights: the same on a restart
         mask = Mask.ones_like(weights)
         carried = None
         start = 0
         if imp_args.rewind_step == 0:
             _save_rewind_weights(trainer, paths, snapshot)
-        if trainer.is_main:
-            write_json(paths.imp_results, results)  # marks the directory as this run's, resumable from round 0
     trainer.accelerator.wait_for_everyone()
     trainer.tracker.start(results["config"])
     trainer.global_step = start * round_steps
@@ -232,16 +262,32 @@ def run_imp(
     return results
 
 
+def _interrupted_line(paths: RunPaths, script: str) -> str:
+    """One line for Ctrl-C: what is kept (the results file on disk says) and the command that continues."""
+    try:
+        results = read_results(paths.imp_results)
+        done, num_rounds = len(results["rounds"]), len(results["schedule"])
+    except (UserError, KeyError, TypeError):
+        return f"interrupted before the first round of {paths.root} started; run the same command again"
+    where = f"after round {done - 1} ({done} of {num_rounds} rounds complete" if done else \
+        f"in round 0 (no round of {num_rounds} complete"
+    command = shlex.join(["python", *sys.argv]) \
+        if sys.argv and os.path.basename(sys.argv[0]) == script else f"python {script} <the same arguments>"
+    if "--resume" not in sys.argv:
+        command += " --resume"
+    return f"interrupted {where}, kept in {paths.root}); resume with: {command}"
+
+
 def _save_rewind_weights(trainer: MaskedTrainer, paths: RunPaths, snapshot: dict[str, torch.Tensor]) -> None:
     if trainer.is_main:
-        atomic_write(paths.rewind_weights, lambda tmp: torch.save(snapshot, tmp))
+        save_tensors(paths.rewind_weights, snapshot)
 
 
 def _save_carried_weights(trainer: MaskedTrainer, paths: RunPaths, k: int, carried: dict[str, torch.Tensor]) -> str:
     """The head after round k, which round k+1 starts from; the round's results entry names it, for resuming."""
     path = paths.carried_weights(k)
     if trainer.is_main:
-        atomic_write(path, lambda tmp: torch.save(carried, tmp))
+        save_tensors(path, carried)
     return str(path.relative_to(paths.root))
 
 

@@ -5,8 +5,10 @@ shape; True means the weight is kept. On disk the keys carry a `_mask` suffix, a
 """
 from __future__ import annotations
 
+import math
 import pickle
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import UserError, first_line
-from .io import atomic_write, read_json, sha256_file, write_json
+from .io import read_json, save_tensors, sha256_file, write_json
 
 MASK_SUFFIX = "_mask"
 PACKED_FORMAT = "packed-bits-v1"
@@ -207,7 +209,7 @@ class Mask:
             }
         else:
             payload = OrderedDict((n + MASK_SUFFIX, t.cpu().contiguous()) for n, t in self.tensors.items())
-        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        save_tensors(path, payload)
         info = dict(metadata or {})
         info.update(
             sparsity=self.sparsity,
@@ -225,14 +227,20 @@ class Mask:
         if not path.is_file():
             raise UserError(f"mask file not found: {path}")
         sidecar = metadata_path(path)
-        if sidecar.is_file():
-            expected = _read_metadata(sidecar).get("sha256")
-            if expected and expected != sha256_file(path):
-                raise UserError(f"{path} does not match the checksum in {sidecar.name}: the file is truncated or was changed")
+        expected = _read_metadata(sidecar).get("sha256") if sidecar.is_file() else None
+        if expected is not None and (not isinstance(expected, str) or expected != sha256_file(path)):
+            raise UserError(f"{path} does not match the checksum in {sidecar.name}: the file is truncated or was changed")
         payload = safe_torch_load(path)
         if isinstance(payload, dict) and payload.get("format") == PACKED_FORMAT:
-            return cls(_unpack(payload, path))
-        return cls(_read_state_dict_mask(payload, path))
+            tensors = _unpack(payload, path)
+            if expected is None:  # this project always writes one; the original's (unpacked) masks have none
+                print(f"warning: {path} has no sha256 in {sidecar.name}: loaded without an integrity check",
+                      file=sys.stderr)
+            return cls(tensors)
+        tensors = _read_state_dict_mask(payload, path)
+        if expected is None and sidecar.is_file():
+            print(f"warning: {sidecar} has no sha256: {path.name} loaded without an integrity check", file=sys.stderr)
+        return cls(tensors)
 
 
 class BoundMask:
@@ -327,6 +335,8 @@ def _read_state_dict_mask(payload, path: Path) -> "OrderedDict[str, torch.Tensor
         if not isinstance(key, str) or not key.endswith(MASK_SUFFIX) or not isinstance(value, torch.Tensor):
             hint = " (it looks like a model's weights)" if isinstance(key, str) and key.endswith(".weight") else ""
             raise UserError(f"{path} is not a mask file: entry {key!r} is not a '<parameter>{MASK_SUFFIX}' tensor{hint}")
+        if value.layout != torch.strided:
+            raise UserError(f"{path}: entry {key} is a {value.layout} tensor; masks are dense tensors")
         if value.dtype == torch.bool:
             tensor = value
         else:
@@ -338,15 +348,32 @@ def _read_state_dict_mask(payload, path: Path) -> "OrderedDict[str, torch.Tensor
 
 
 def _unpack(payload: dict, path: Path) -> "OrderedDict[str, torch.Tensor]":
-    try:
-        tensors: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-        for key, shape in payload["shapes"].items():
-            count = int(np.prod(shape))
-            bits = np.unpackbits(payload["bits"][key].numpy(), count=count).astype(bool)
-            tensors[_strip_prefix(key[: -len(MASK_SUFFIX)])] = torch.from_numpy(bits).reshape(shape)
-        return tensors
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserError(f"{path} is a damaged packed mask ({first_line(error)})") from None
+    """Packed bits -> bool tensors, after checking every header field and that each declared shape fits the bits
+    actually stored (a crafted header could otherwise ask for terabytes)."""
+    shapes, bits = payload.get("shapes"), payload.get("bits")
+    if not isinstance(shapes, dict) or not isinstance(bits, dict) or not shapes:
+        raise UserError(f"{path} is a damaged packed mask: 'shapes' and 'bits' must be non-empty dicts")
+    if set(shapes) != set(bits):
+        odd = sorted(set(shapes) ^ set(bits), key=str)[0]
+        raise UserError(f"{path} is a damaged packed mask: {odd!r} is not in both 'shapes' and 'bits'")
+    tensors: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    for key, shape in shapes.items():
+        if not isinstance(key, str) or not key.endswith(MASK_SUFFIX):
+            raise UserError(f"{path} is a damaged packed mask: entry {key!r} is not a '<parameter>{MASK_SUFFIX}' name")
+        if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                           for d in shape):
+            raise UserError(f"{path} is a damaged packed mask: the shape of {key} is {shape!r}, not a list of sizes")
+        stored = bits[key]
+        if not isinstance(stored, torch.Tensor) or stored.layout != torch.strided or stored.dtype != torch.uint8 \
+                or stored.dim() != 1:
+            raise UserError(f"{path} is a damaged packed mask: the bits of {key} are not a 1-D uint8 tensor")
+        count = math.prod(shape)
+        if (count + 7) // 8 != stored.numel():
+            raise UserError(f"{path} is a damaged packed mask: {key} declares shape {list(shape)} ({count:,} bits) "
+                            f"but stores {stored.numel() * 8:,} bits")
+        values = np.unpackbits(stored.numpy(), count=count).astype(bool)
+        tensors[_strip_prefix(key[: -len(MASK_SUFFIX)])] = torch.from_numpy(values).reshape(shape)
+    return tensors
 
 
 def load_masks(paths: Iterable[str | Path]) -> list[Mask]:

@@ -57,12 +57,8 @@ class MlmDataArguments(DataArguments):
     )
 
     def __post_init__(self) -> None:
-        if not self.mlm:
+        if not self.mlm:  # the ranges of the other flags are checked in utils.validation
             raise UserError("--mlm false: masked language modelling is the only objective of these scripts; drop it")
-        if not 0.0 < self.val_data_ratio < 1.0:
-            raise UserError(f"--val_data_ratio must be in (0, 1), got {self.val_data_ratio}")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise UserError(f"--mlm_probability must be in (0, 1), got {self.mlm_probability}")
 
 
 def build_mlm(
@@ -108,6 +104,10 @@ def build_mlm(
             dataset = first(blocks(val_articles, f"{lang} validation"), data_args.max_eval_samples)
             eval_sets[lang] = mask_once(dataset, tokenizer, data_args, EVAL_MASK_SEED)
             masked = sum(sum(label != -100 for label in row) for row in eval_sets[lang]["labels"])
+            if masked == 0:
+                raise UserError(f"MLM {lang} validation: no position of its {plural(len(dataset), 'block')} was "
+                                "masked, so perplexity is undefined: give more validation text or a higher "
+                                "--mlm_probability")
             notes.append(f"MLM {lang} validation: {plural(len(val_articles), 'article')} {origin} -> "
                          f"{plural(len(dataset), 'block')}, {masked:,} positions masked once, the same in every "
                          "evaluation")
@@ -147,7 +147,7 @@ def plural(count: int, word: str) -> str:
 
 def load_articles(data_args: MlmDataArguments, lang: str, split: str) -> Dataset:
     """The non-empty article texts of one language's split (only the `text` field is kept)."""
-    raw = load_split(data_args, lang, split, ("text",))
+    raw = load_split(data_args, lang, split, {"text": "text"})
     raw = raw.remove_columns([c for c in raw.column_names if c != "text"])
     return raw.filter(lambda batch: [bool(t and t.strip()) for t in batch["text"]], batched=True,
                       desc="skipping empty articles")

@@ -71,6 +71,16 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
         raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None
 
 
+def check_room_for_text(tokenizer, length: int, flag: str, pair: bool = False) -> None:
+    """Stop when a length leaves no room for text beside the tokenizer's special tokens ([CLS] ... [SEP])."""
+    specials = tokenizer.num_special_tokens_to_add(pair=pair)
+    needed = specials + (2 if pair else 1)
+    if length < needed:
+        text = "one token of each sentence" if pair else "one token of text"
+        raise UserError(f"{flag} must be at least {needed} for this tokenizer ({specials} special tokens + {text}), "
+                        f"got {length}")
+
+
 def check_input_length(model, length: int, flag: str) -> None:
     """Stop before training when inputs would be longer than the model's position embeddings."""
     limit = max_positions(model)

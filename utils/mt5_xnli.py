@@ -19,9 +19,9 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Pretrain
 from .args import DataArguments, ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments
 from .data import build_splits, load_split, map_examples, pad_multiple
 from .errors import UserError
-from .models import load_model, load_tokenizer
+from .models import check_room_for_text, load_model, load_tokenizer
 from .training import TaskSetup
-from .xnli import label_ids
+from .xnli import FIELDS, label_ids
 
 LABEL_WORDS = ("entailment", "neutral", "contradiction")  # XNLI's label ids 0, 1, 2
 UNPARSEABLE = -1
@@ -56,13 +56,6 @@ class Mt5XnliDataArguments(DataArguments):
     @property
     def eval_target_length(self) -> int:
         return self.val_max_target_length or self.max_target_length
-
-    def __post_init__(self) -> None:
-        for name in ("max_source_length", "max_target_length", "num_beams"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.val_max_target_length is not None and self.val_max_target_length < 1:
-            raise UserError(f"--val_max_target_length must be at least 1, got {self.val_max_target_length}")
 
 
 @dataclass
@@ -107,9 +100,10 @@ def build_mt5_xnli(
     if weight_init == "rand":
         untie_lm_head_like_checkpoint(model, model_args)
     check_target_lengths(tokenizer, data_args)
+    check_room_for_text(tokenizer, data_args.max_source_length, "--max_source_length")
 
     def encode(split: str, lang: str):
-        raw = load_split(data_args, lang, split, ("premise", "hypothesis", "label"), default_hub="facebook/xnli")
+        raw = load_split(data_args, lang, split, FIELDS, default_hub="facebook/xnli")
         raw = label_ids(raw, f"XNLI {lang} {split}")  # ids 0..2, or label words as in utils/xnli.py
         is_train = split == "train"
         target_length = data_args.max_target_length if is_train else data_args.eval_target_length

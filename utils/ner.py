@@ -10,7 +10,7 @@ from transformers import AutoModelForTokenClassification, DataCollatorForTokenCl
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
 from .data import build_splits, check_labels, load_split, map_examples, pad_multiple
 from .errors import UserError
-from .models import check_input_length, load_model, load_tokenizer
+from .models import check_input_length, check_room_for_text, load_model, load_tokenizer
 from .training import TaskSetup
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]  # WikiANN's tag ids
@@ -43,9 +43,10 @@ def build_ner(
         label2id={label: i for i, label in enumerate(LABELS)},
     )
     check_input_length(model, data_args.max_seq_length, "--max_seq_length")
+    check_room_for_text(tokenizer, data_args.max_seq_length, "--max_seq_length")
 
     def encode(split: str, lang: str):
-        raw = load_split(data_args, lang, split, ("tokens", "ner_tags"), default_hub="unimelb-nlp/wikiann")
+        raw = load_split(data_args, lang, split, {"tokens": "words", "ner_tags": "ids"}, default_hub="unimelb-nlp/wikiann")
         check_labels(raw, "ner_tags", len(LABELS), f"NER {lang} {split}")
         _check_lengths(raw, f"NER {lang} {split}")
         return map_examples(raw, lambda batch: _tokenize_and_align(batch, tokenizer, data_args), data_args,

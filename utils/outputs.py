@@ -1,15 +1,30 @@
-"""The one place that knows where a run's files go, and the rules that keep earlier results safe."""
+"""The one place that knows where a run's files go, and the rules that keep earlier results safe.
+
+What a run may do with its --output_dir (see `plan_run`):
+- a COMPLETE run there (imp_results.json marked complete, or finetune_results.json) is never removed, whatever
+  the flags: the same settings report it ("nothing to do"), other settings are refused;
+- an unfinished IMP run with the same settings is continued (completed rounds kept);
+- an unfinished run with other settings, or this project's files without a results file (a run killed before it
+  wrote one), is removed only with --discard_unfinished_run, whose message names what it removes; never when the
+  new run reads one of those files (its mask, data or model);
+- --overwrite_output_dir is accepted for the original commands and removes nothing.
+Before any training the folder must be creatable and writable and the disk must hold the run's files.
+"""
 from __future__ import annotations
 
+import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from .errors import UserError
-from .io import read_json
+from .io import read_json, remove_stale_temp_files
 
 IMP_RESULTS = "imp_results.json"
 FINETUNE_RESULTS = "finetune_results.json"
+DISCARD_FLAG = "--discard_unfinished_run"
+CLEAR_ANALYSIS_FLAG = "--clear_output_dir"
 
 
 class RunPaths:
@@ -64,12 +79,9 @@ class RunPaths:
                       self.tracking_dir]
         return [p for p in candidates if p.exists()]
 
-    def clear_results(self) -> None:
-        """Remove an earlier run's results (only files this project writes; never anything else there)."""
-        for entry in self.result_entries():
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        for stale in self.masks_dir.parent.glob(".*.tmp"):
-            stale.unlink()
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Temporary files of writes a kill interrupted (see utils.io.atomic_write)."""
+        return remove_stale_temp_files(self.root, self.masks_dir, self.model_dir)
 
 
 def read_results(path: Path) -> dict:
@@ -82,35 +94,197 @@ def read_results(path: Path) -> dict:
     return data
 
 
+def _differences(previous: dict, fingerprint: dict[str, Any]) -> list[str]:
+    if "fingerprint" not in previous:  # written by an earlier version: nothing to compare, so never the same run
+        return ["settings not recorded (written by an earlier version)"]
+    return config_differences(previous["fingerprint"], fingerprint)
+
+
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
-def guard_output_dir(paths: RunPaths, overwrite: bool) -> None:
-    """Refuse to run into a directory that holds another run's results, unless told to replace them."""
-    existing = paths.result_entries()
-    if existing and not overwrite:
-        names = ", ".join(p.name for p in existing)
-        raise UserError(
-            f"{paths.root} already holds results ({names}); pass --overwrite_output_dir to replace them"
-        )
+# ---------------------------------------------------------------------------------------------------------------
+# Before a run starts
+# ---------------------------------------------------------------------------------------------------------------
 
 
-def imp_resume_state(paths: RunPaths, fingerprint: dict[str, Any], overwrite: bool, resume: bool) -> Optional[dict]:
-    """The earlier IMP results to continue from, or None for a fresh run (after checking it may start)."""
-    if not paths.imp_results.exists():
+@dataclass
+class OutputPlan:
+    """What a run does with its output directory."""
+
+    previous: Optional[dict] = None  # the results already there of a run with the same settings
+    clear: list[Path] = field(default_factory=list)  # an unfinished run's entries, removed once the run has loaded
+
+    @property
+    def finished(self) -> bool:
+        """The same run is already complete: nothing to do."""
+        return self.previous is not None and self.previous.get("complete", True)
+
+
+def plan_run(paths: RunPaths, kind: str, fingerprint: dict[str, Any], *, resume: bool = False,
+             discard: bool = False, inputs: Iterable[Path] = ()) -> OutputPlan:
+    """Decide, before anything is loaded, whether an `kind` ('imp' or 'finetune') run may use paths.root."""
+    check_output_location(paths)
+    inputs = list(inputs)
+    for results_file, run_kind, name in ((paths.finetune_results, "finetune", "fine-tuning"),
+                                         (paths.imp_results, "imp", "IMP")):
+        if not results_file.exists():
+            continue
+        previous = read_results(results_file)
+        differences = _differences(previous, fingerprint)
+        if kind == run_kind and not differences:
+            return OutputPlan(previous=previous)
+        other = f" with other settings ({'; '.join(differences[:5])})" if kind == run_kind else ""
+        if previous.get("complete", True):  # fine-tuning results are written once, when the run is complete
+            raise UserError(f"{paths.root} holds a complete {name} run{other}; it is never removed: "
+                            "choose another --output_dir")
         if resume:
-            raise UserError(f"--resume: {paths.root} holds no IMP run to resume")
-        guard_output_dir(paths, overwrite)
-        return None
-    previous = read_results(paths.imp_results)
-    differences = config_differences(previous.get("fingerprint", {}), fingerprint)
-    if resume or (not overwrite and not previous.get("complete") and not differences):
-        if differences:
-            raise UserError(
-                f"cannot resume {paths.root}: it was run with other settings ({'; '.join(differences[:5])})"
-            )
-        return previous
-    guard_output_dir(paths, overwrite)
-    return None
+            raise UserError(f"cannot resume {paths.root}: it was run with other settings ({'; '.join(differences[:5])})")
+        rounds = len(previous.get("rounds", []))
+        return OutputPlan(clear=_discardable(paths, f"an unfinished {name} run ({rounds} round(s) done){other}",
+                                             discard, inputs))
+    if resume:
+        raise UserError(f"--resume: {paths.root} holds no IMP run to resume")
+    if paths.result_entries():
+        return OutputPlan(clear=_discardable(paths, "files of a run that wrote no results file", discard, inputs))
+    return OutputPlan()
+
+
+def _discardable(paths: RunPaths, what: str, discard: bool, inputs: Sequence[Path]) -> list[Path]:
+    """The entries of an unfinished run, if the user said to discard them and the new run reads none of them."""
+    entries = paths.result_entries()
+    names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in entries)
+    if not discard:
+        raise UserError(f"{paths.root} holds {what}; pass {DISCARD_FLAG} to delete it ({names}), "
+                        "or choose another --output_dir")
+    for source in inputs:
+        if any(_inside(source, entry) for entry in entries):
+            raise UserError(f"{paths.root} holds {what}, but {DISCARD_FLAG} would delete {source}, which this run "
+                            "reads: choose another --output_dir")
+    return entries
+
+
+def clear_entries(paths: RunPaths, entries: Sequence[Path]) -> None:
+    """Remove an unfinished run's files (only files this project writes; never anything else there)."""
+    for entry in entries:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    print(f"removed the unfinished run in {paths.root} ({', '.join(p.name for p in entries)})", flush=True)
+
+
+def _inside(path: Path, entry: Path) -> bool:
+    path, entry = Path(os.path.realpath(path)), Path(os.path.realpath(entry))
+    return path == entry or entry in path.parents
+
+
+def run_inputs(model_args, data_args, mask_path: Optional[str] = None) -> list[Path]:
+    """The local files and folders a run reads: its mask (and metadata), data files and model folders."""
+    from .data import data_file
+
+    found: list[Path] = []
+    if mask_path:
+        found += [Path(mask_path), Path(mask_path).with_suffix(".json")]
+    languages = data_args.languages + data_args.extra_eval_languages
+    for template in (data_args.train_file, data_args.validation_file, data_args.test_file):
+        found += [Path(data_file(template, lang)) for lang in languages if template]
+    for name in (model_args.model_name_or_path, model_args.config_name, model_args.tokenizer_name):
+        if name and os.path.exists(name):
+            found.append(Path(name))
+    return [p for p in dict.fromkeys(found) if p.exists()]
+
+
+def check_output_location(paths: RunPaths) -> None:
+    """--output_dir must be a folder (or creatable as one) that this user can write, and its entries the right kind."""
+    root = paths.root
+    if not str(root).strip():
+        raise UserError("--output_dir is empty")
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--output_dir {root} is an existing file, not a folder")
+    base = existing_ancestor(root)
+    if not base.is_dir():
+        raise UserError(f"--output_dir {root} cannot be created: {base} is a file")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"--output_dir {root} is not writable ({base} does not allow this user to write)")
+    for folder in (paths.masks_dir, paths.model_dir):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{folder} is a file where this run writes a folder: move it away")
+    for file in (paths.imp_results, paths.finetune_results, paths.rewind_weights):
+        if file.is_dir():
+            raise UserError(f"{file} is a folder where this run writes a file: move it away")
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_free_space(root: Path, needed: int, what: str) -> None:
+    """Stop before training when the disk cannot hold what the run will write (with 10% and 16 MiB to spare)."""
+    free = shutil.disk_usage(existing_ancestor(root)).free
+    if free < needed * 1.1 + (16 << 20):
+        raise UserError(f"not enough free disk for {root}: {what} need about {_size(needed)}, {_size(free)} free; "
+                        "free some space or choose another --output_dir")
+
+
+def mask_file_bytes(weights: dict, packed: bool) -> int:
+    """About how large one saved mask (and its metadata) is: 1 byte per weight, or 1 bit packed, plus per-entry
+    overhead of the archive (torch.save aligns each record to 64 bytes) and the JSON beside it."""
+    payload = sum((w.numel() + 7) // 8 if packed else w.numel() for w in weights.values())
+    return payload + 1024 * len(weights) + (64 << 10)
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The analysis tools' output folders
+# ---------------------------------------------------------------------------------------------------------------
+
+ANALYSIS_OUTPUTS = {
+    "mask_similarity": ("mask_similarity.json", "mask_similarity_pairs.csv", "mask_overlap.csv", "jaccard_matrix.csv",
+                        "jaccard_heatmap.png", "jaccard_per_layer.png", "head_similarity.json", "head_jaccard.csv",
+                        "language_specific.csv", "head_jaccard_*.png", "language_specific_per_*.png"),
+    "summary": ("results_summary.json", "imp_curves.csv", "imp_tickets.csv", "transfer.csv",
+                "transfer_mean_relative_drop.csv", "zero_shot.csv", "imp_curves_*.png", "transfer_*.png",
+                "zero_shot_*.png"),
+    "retrieval": ("retrieval_*.json", "retrieval_*.png"),
+    "representation_similarity": ("representations_*.json", "representations_*.csv", "representations_*.png"),
+}
+
+
+def prepare_analysis_dir(output_dir: str | Path, kind: str, clear: bool) -> Path:
+    """Check an analysis tool's --output_dir before any work; refuse one holding another analysis' outputs, or
+    delete those (only those) with --clear_output_dir."""
+    paths = RunPaths(output_dir)
+    check_output_location(paths)
+    root = paths.root
+    others = sorted({p for name, patterns in ANALYSIS_OUTPUTS.items() if name != kind
+                     for pattern in patterns for p in root.glob(pattern) if p.is_file()})
+    if others and not clear:
+        shown = ", ".join(p.name for p in others[:3]) + (", ..." if len(others) > 3 else "")
+        raise UserError(f"{root} holds another analysis' outputs ({shown}); choose another --output_dir, or pass "
+                        f"{CLEAR_ANALYSIS_FLAG} to delete them")
+    for path in others:
+        path.unlink()
+    remove_stale_temp_files(root)
+    return root
+
+
+def remove_unwritten(root: Path, patterns: Sequence[str], written: Sequence[Path]) -> None:
+    """After an analysis wrote its files, delete its earlier ones this run did not rewrite (a figure of another
+    run must not stay beside the new JSON)."""
+    keep = {Path(p).resolve() for p in written}
+    for path in {p for pattern in patterns for p in root.glob(pattern) if p.is_file()}:
+        if path.resolve() not in keep:
+            path.unlink()

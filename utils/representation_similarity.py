@@ -19,6 +19,7 @@ from .cca import check_cca_samples, linear_cka, pwcca, svcca
 from .errors import UserError
 from .io import write_json
 from .masks import common_model
+from .outputs import remove_unwritten
 from .retrieval import ParallelEmbeddingArguments, embed_layers, load_pairs_and_model, masked_models
 from .similarity import csv_text, default_label, write_text
 
@@ -109,7 +110,7 @@ def comparisons(args: RepresentationArguments, data, model, embed) -> list[dict]
 def run_representation_similarity(model_args, args: RepresentationArguments) -> dict:
     check_arguments(args)
     common_model(path for path in (args.src_mask, args.tgt_mask) if path)
-    data, tokenizer, model = load_pairs_and_model(model_args, args)
+    data, tokenizer, model = load_pairs_and_model(model_args, args, "representation_similarity")
     hidden = getattr(model.config, "hidden_size", None) or getattr(model.config, "d_model")
     dims = min(args.cca_dims or hidden, hidden)
     try:  # before embedding anything: fail fast
@@ -131,7 +132,9 @@ def run_representation_similarity(model_args, args: RepresentationArguments) -> 
                                      args.shuffle_seed)
         result["comparisons"].append({"label": item["label"], "a": item["a"], "b": item["b"], "layers": layers})
     name = args.name or f"{data.src_lang}-{data.tgt_lang}" + ("_dense_vs_ticket" if args.compare != "languages" else "")
-    write_outputs(result, Path(args.output_dir), name, plots=not args.no_plots)
+    out = Path(args.output_dir)
+    written = write_outputs(result, out, name, plots=not args.no_plots)
+    remove_unwritten(out, [f"representations_{name}.png"], written)
     print(format_table(result))
     print(f"written to {Path(args.output_dir) / f'representations_{name}.json'}")
     return result

@@ -20,7 +20,7 @@ import numpy as np
 from .errors import UserError
 from .io import write_json
 from .masks import source_name
-from .outputs import FINETUNE_RESULTS, IMP_RESULTS, read_results
+from .outputs import ANALYSIS_OUTPUTS, FINETUNE_RESULTS, IMP_RESULTS, prepare_analysis_dir, read_results, remove_unwritten
 from .similarity import csv_text, write_text
 
 TOLERANCE = 1e-12  # float noise must not decide whether a ticket is "within epsilon"
@@ -38,6 +38,9 @@ class SummaryArguments:
         default=None, metadata={"help": "Winning-ticket tolerance (default: 1 std of the dense metric across seeds)."}
     )
     no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figures."})
+    clear_output_dir: bool = field(
+        default=False, metadata={"help": "Delete another analysis' outputs found in --output_dir (else: refused)."}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -551,10 +554,12 @@ def format_summary(summary: dict) -> str:
 
 
 def run_summary(dirs: Sequence[str | Path], output_dir: str | Path, epsilon: Optional[float] = None,
-                plots: bool = True) -> dict:
+                plots: bool = True, clear_output_dir: bool = False) -> dict:
+    root = prepare_analysis_dir(output_dir, "summary", clear_output_dir)
     summary = summarize(dirs, epsilon)
     print(f"found {len(summary['inputs']['imp'])} IMP run(s) and {len(summary['inputs']['finetune'])} fine-tune run(s)")
     print(format_summary(summary))
-    write_outputs(summary, output_dir, plots=plots)
+    written = write_outputs(summary, root, plots=plots)
+    remove_unwritten(root, ANALYSIS_OUTPUTS["summary"], written)
     print(f"written to {output_dir}")
     return summary

@@ -25,6 +25,7 @@ from torch import nn
 from .errors import UserError, first_line
 from .io import write_json
 from .masks import Mask, read_mask_metadata
+from .outputs import prepare_analysis_dir, remove_unwritten
 from .pruning import prunable_weights
 from .progress import progress_bar
 from .similarity import default_label
@@ -56,6 +57,9 @@ class ParallelEmbeddingArguments:
     max_seq_length: int = field(default=128, metadata={"help": "Longer sentences are truncated."})
     name: Optional[str] = field(default=None, metadata={"help": "Output file stem (default: <src>-<tgt>)."})
     no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figure."})
+    clear_output_dir: bool = field(
+        default=False, metadata={"help": "Delete another analysis' outputs found in --output_dir (else: refused)."}
+    )
 
 
 @dataclass
@@ -151,10 +155,12 @@ def load_hub_pairs(name: str, config: Optional[str], split: str, src_lang: Optio
 
 
 def _limited(data: ParallelData, max_sentences: Optional[int]) -> ParallelData:
+    """The first --max_sentences pairs (the flag's range is checked at parse time: utils.validation)."""
     if max_sentences is not None:
-        if max_sentences < 1:
-            raise UserError(f"--max_sentences must be >= 1, got {max_sentences}")
         data.src, data.tgt = data.src[:max_sentences], data.tgt[:max_sentences]
+    if len(data.src) < 2:
+        raise UserError(f"{data.source} holds {len(data.src)} sentence pair: retrieval needs at least 2 "
+                        "(each sentence is looked for among the others)")
     return data
 
 
@@ -283,27 +289,27 @@ def load_pairs(args: ParallelEmbeddingArguments) -> ParallelData:
     if args.tsv:
         return read_tsv(args.tsv, args.src_lang, args.tgt_lang, args.max_sentences)
     if args.dataset_name:
-        if args.max_sentences is not None and args.max_sentences < 1:
-            raise UserError(f"--max_sentences must be >= 1, got {args.max_sentences}")
         return load_hub_pairs(args.dataset_name, args.dataset_config, args.split, args.src_lang, args.tgt_lang,
                               args.max_sentences)
     raise UserError("no sentence pairs: pass --tsv data/parallel/en-fr.tsv "
                     "or --dataset_name wmt14 --dataset_config fr-en")
 
 
-def load_pairs_and_model(model_args, args: ParallelEmbeddingArguments) -> tuple[ParallelData, object, nn.Module]:
-    """Check the flags, then read the pairs, the tokenizer and the base model (AutoModel, on the GPU if any)."""
+def load_pairs_and_model(model_args, args: ParallelEmbeddingArguments,
+                         kind: str) -> tuple[ParallelData, object, nn.Module]:
+    """Check the flags and the `kind` of analysis' --output_dir, then read the pairs, the tokenizer and the base
+    model (AutoModel, on the GPU if any)."""
     from transformers import AutoModel
 
-    from .models import load_model, load_tokenizer
+    from .models import check_room_for_text, load_model, load_tokenizer
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch_size must be >= 1, got {args.batch_size}")
     for path in (args.src_mask, args.tgt_mask):
         if path and not Path(path).is_file():
             raise UserError(f"mask file not found: {path}")
     data = load_pairs(args)
+    prepare_analysis_dir(args.output_dir, kind, args.clear_output_dir)
     tokenizer = load_tokenizer(model_args)
+    check_room_for_text(tokenizer, args.max_seq_length, "--max_seq_length")
     model = load_model(AutoModel, model_args)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     return data, tokenizer, model
@@ -312,7 +318,8 @@ def load_pairs_and_model(model_args, args: ParallelEmbeddingArguments) -> tuple[
 def run_retrieval(model_args, args: RetrievalArguments) -> dict:
     if args.k < 1:
         raise UserError(f"--k must be >= 1, got {args.k}")
-    data, tokenizer, model = load_pairs_and_model(model_args, args)
+    data, tokenizer, model = load_pairs_and_model(model_args, args, "retrieval")
+    out, name = Path(args.output_dir), args.name or f"{data.src_lang}-{data.tgt_lang}"
     (model, src_info), (tgt_model, tgt_info) = masked_models(model, args.src_mask, args.tgt_mask)
     print(f"retrieval {data.src_lang}->{data.tgt_lang}: {len(data.src)} pairs from {data.source}, "
           f"{args.pooling} pooling, k={args.k}")
@@ -326,12 +333,11 @@ def run_retrieval(model_args, args: RetrievalArguments) -> dict:
         "src_mask": src_info, "tgt_mask": tgt_info, "layers": layers, "best_layer": best["layer"],
         "best_accuracy": best["accuracy"],
     }
-    name = args.name or f"{data.src_lang}-{data.tgt_lang}"
-    out = Path(args.output_dir)
     write_json(out / f"retrieval_{name}.json", result)
     print(format_table(result))
     if not args.no_plots:
         plot_retrieval(result, out / f"retrieval_{name}.png")
+    remove_unwritten(out, [f"retrieval_{name}.png"], [] if args.no_plots else [out / f"retrieval_{name}.png"])
     print(f"written to {out / f'retrieval_{name}.json'}")
     return result
 

@@ -23,6 +23,7 @@ import numpy as np
 from .errors import UserError
 from .io import atomic_write, write_json
 from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata, source_name
+from .outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir, remove_unwritten
 from .progress import progress_bar
 
 MAX_PRINTED_MISMATCHES = 20
@@ -49,6 +50,9 @@ class SimilarityArguments:
     model_name_or_path: Optional[str] = field(
         default=None, metadata={"help": "--by head: the model whose config gives the heads (default: the masks' "
                                         "metadata)."}
+    )
+    clear_output_dir: bool = field(
+        default=False, metadata={"help": "Delete another analysis' outputs found in --output_dir (else: refused)."}
     )
 
 
@@ -500,19 +504,21 @@ def format_summary(result: dict) -> str:
 
 def print_similarity_summary(mask_paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None,
                              output_dir: Optional[str | Path] = None, plots: bool = True,
-                             args: Optional[SimilarityArguments] = None) -> dict:
+                             args: Optional[SimilarityArguments] = None, clear_output_dir: bool = False) -> dict:
     """Compare the masks, print the summary table, write files if asked; with `args.by == 'head'` also the
     per-head analysis (utils/head_similarity.py) under result['by_head']."""
+    root = prepare_analysis_dir(output_dir, "mask_similarity", clear_output_dir) if output_dir is not None else None
     masks = load_all(mask_paths, labels)
     result = compare_masks(masks)
     print(f"\nmask similarity ({len(result['labels'])} masks)")
     print(format_summary(result))
-    if output_dir is not None:
-        write_outputs(result, output_dir, plots=plots)
+    written = write_outputs(result, root, plots=plots) if root is not None else []
     if args is not None and args.by == "head":
         from .head_similarity import run_head_analysis
 
-        result["by_head"] = run_head_analysis(masks, args, output_dir, plots)
-    if output_dir is not None:
+        result["by_head"], head_files = run_head_analysis(masks, args, root, plots)
+        written += head_files
+    if root is not None:
+        remove_unwritten(root, ANALYSIS_OUTPUTS["mask_similarity"], written)
         print(f"written to {output_dir}")
     return result

@@ -17,11 +17,11 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
 from .data import build_splits, check_labels, load_split, map_examples, pad_multiple
 from .errors import UserError
-from .models import check_input_length, load_model, load_tokenizer
+from .models import check_input_length, check_room_for_text, load_model, load_tokenizer
 from .training import TaskSetup
 
 LABELS = ["entailment", "neutral", "contradiction"]  # the ids facebook/xnli uses
-FIELDS = ("premise", "hypothesis", "label")
+FIELDS = {"premise": "text", "hypothesis": "text", "label": "label"}  # name -> kind (utils.data.FIELD_KINDS)
 HUB_DATASET = "facebook/xnli"
 
 
@@ -47,6 +47,7 @@ def build_xnli(
         label2id={label: i for i, label in enumerate(LABELS)},
     )
     check_input_length(model, data_args.max_seq_length, "--max_seq_length")
+    check_room_for_text(tokenizer, data_args.max_seq_length, "--max_seq_length", pair=True)
 
     def encode(split: str, lang: str) -> Dataset:
         raw = load_split(data_args, lang, split, FIELDS, default_hub=HUB_DATASET)
