@@ -70,7 +70,7 @@ def test_help_lists_own_options_first_and_hides_refused_ones(capsys):
     assert headings == sorted(headings)
     assert "--gradient_checkpointing" in text and "--report_to" in text and "--prune_rate" in text
     assert "--eval_strategy" not in text and "--deepspeed" not in text and "--push_to_hub" not in text
-    assert len(text.splitlines()) < 300
+    assert len(text.splitlines()) < 320  # was 712 with every TrainingArguments flag
 
 
 _SCRIPTS = {"LT_ner": "run_imp", "LT_xnli": "run_imp", "LT_pretrain": "run_imp", "LT_mt5_xnli": "run_imp",
@@ -86,7 +86,8 @@ def _script_for(config: Path) -> str:
     raise AssertionError(f"no script for {config}")
 
 
-@pytest.mark.parametrize("config", sorted(REPO.glob("configs/**/*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize("config", sorted(set(REPO.glob("configs/**/*.json")) - set(REPO.glob("configs/studies/*"))),
+                         ids=lambda p: p.name)
 def test_every_config_still_parses(config, monkeypatch):
     script = _script_for(config)
     module = importlib.import_module(script)
@@ -282,7 +283,6 @@ def test_fine_tuning_reports_to_tensorboard(tiny_models, tmp_path, run_script):
     assert [e.step for e in events.Scalars("train/loss")] == [2, 4]
     f1 = events.Scalars("eval/fr/f1")
     assert [(e.step, e.value) for e in f1][-1] == (4, pytest.approx(results["eval"]["fr"]["f1"]))
-    with pytest.raises(SystemExit):  # the directory holds a run's TensorBoard files: not replaced unasked
-        run_script("ner_fine_tune.py", *argv)
-    run_script("ner_fine_tune.py", *argv, "--overwrite_output_dir")  # replaced: the old events go with the run
-    assert len(list((tmp_path / "ft" / "runs").glob("*/events.out.tfevents.*"))) == 1
+    for again in ([], ["--overwrite_output_dir"]):  # a complete run is kept: nothing trains, no second event file
+        assert run_script("ner_fine_tune.py", *argv, *again)["eval"] == results["eval"]
+    assert list((tmp_path / "ft" / "runs").glob("*/events.out.tfevents.*")) == runs

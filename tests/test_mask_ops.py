@@ -125,4 +125,4 @@ def test_consensus_ticket_trains_under_ner_fine_tune(tmp_path, tiny_models, run_
     assert "the masks come from different models" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_script("mask_ops.py", "--operation", "difference", "--masks", paths[0], "--output", str(tmp_path / "d.pt"))
-    assert "at least 2 masks" in capsys.readouterr().err
+    assert "--masks must be two or more mask files" in capsys.readouterr().err

@@ -116,7 +116,8 @@ def test_resume_refuses_another_span_or_scope(tiny_models, tmp_path, run_script,
             run_script("LT_ner.py", *three_rounds(tiny_models, out, *change))
         assert stop.value.code == 2
         error = capsys.readouterr().err.strip()
-        assert "cannot resume" in error and ("lr_schedule_span" in error or "rewind_scope" in error)
+        assert "complete IMP run with other settings" in error and "never removed" in error
+        assert "lr_schedule_span" in error or "rewind_scope" in error
     assert json.loads((out / "imp_results.json").read_text())["complete"]
 
 

@@ -93,7 +93,7 @@ def test_kill_after_each_write_resumes_to_identical_bytes(reference, tiny_models
         assert results["complete"] and len(results["rounds"]) == 2, kill_after
         # masks and metadata: byte-identical to the uninterrupted run's
         assert digests(out) == digests(reference[0]), f"killed after write {kill_after} ({count[-1]})"
-        assert not stale.exists() and sorted(p.name for p in out.iterdir()) == ["imp_results.json", "masks"]
+        assert not stale.exists() and sorted(p.name for p in out.iterdir()) == ["imp_results.json", "masks", "runs"]
 
 
 def test_identical_mask_saves_are_byte_identical(tmp_path):
@@ -165,7 +165,7 @@ def test_unfinished_run_with_other_settings_needs_the_explicit_flag(reference, t
     (out / "imp_results.json").write_text(json.dumps(results))
     err = _error(run_script, capsys, "LT_ner.py", *small_imp(tiny_models, out, "--seed", "4"))
     assert "unfinished IMP run (1 round(s) done) with other settings (seed: 3 -> 4)" in err
-    assert "--discard_unfinished_run to delete it (imp_results.json, masks/)" in err
+    assert "--discard_unfinished_run to delete it (imp_results.json, masks/, runs/)" in err
     assert "other settings" in _error(run_script, capsys, "LT_ner.py",
                                       *small_imp(tiny_models, out, "--seed", "4", "--resume"))
     done = run_script("LT_ner.py", *small_imp(tiny_models, out, "--seed", "4", "--discard_unfinished_run"))

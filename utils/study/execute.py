@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from ..errors import UserError, first_line
 from ..io import write_json
-from ..outputs import RunPaths
+from ..outputs import RunPaths, clear_entries
 from .plan import Run, Study
 from .state import CONFIG, LOG, RECORD, Decision, is_complete, last_line
 
@@ -329,7 +329,9 @@ def prepare_run_dir(run: Run, decision: Decision) -> None:
     if decision.action == "restart" and run.run_dir.exists():
         shutil.rmtree(run.run_dir)
     elif decision.action == "run" and run.task_kind is not None and not is_complete(run):
-        RunPaths(run.run_dir).clear_results()
+        paths = RunPaths(run.run_dir)
+        if paths.result_entries():
+            clear_entries(paths, paths.result_entries())
     run.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run.run_dir / CONFIG, run.config)
     write_json(run.run_dir / RECORD, {"id": run.id, "kind": run.kind, **run.spec, "deps": run.deps})
