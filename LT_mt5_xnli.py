@@ -9,10 +9,10 @@ Encoder and decoder are pruned each to the round's sparsity (--prune_scope per_s
 """
 from functools import partial
 
-from utils.args import ExperimentTrainingArguments, ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.imp import run_imp
-from utils.mt5_xnli import Mt5IMPArguments, Mt5XnliDataArguments, build_mt5_xnli
+from utils.infra.args import ExperimentTrainingArguments, ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.core.imp import run_imp
+from utils.tasks.mt5_xnli import Mt5IMPArguments, Mt5XnliDataArguments, build_mt5_xnli
 
 
 @exit_on_user_error

@@ -6,10 +6,10 @@
 """
 from functools import partial
 
-from utils.args import ExperimentTrainingArguments, IMPArguments, ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.imp import run_imp
-from utils.ner import NerDataArguments, build_ner
+from utils.infra.args import ExperimentTrainingArguments, IMPArguments, ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.core.imp import run_imp
+from utils.tasks.ner import NerDataArguments, build_ner
 
 
 @exit_on_user_error

@@ -8,10 +8,10 @@ rounds are judged by validation perplexity (lower is better).
 """
 from functools import partial
 
-from utils.args import ExperimentTrainingArguments, IMPArguments, ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.imp import run_imp
-from utils.mlm import MlmDataArguments, build_mlm
+from utils.infra.args import ExperimentTrainingArguments, IMPArguments, ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.core.imp import run_imp
+from utils.tasks.mlm import MlmDataArguments, build_mlm
 
 
 @exit_on_user_error

@@ -8,9 +8,9 @@
 Writes an ordinary mask file (and its .json metadata naming the sources and the operation) that every fine-tuning
 script takes as --mask_dir.
 """
-from utils.args import parse_args
-from utils.errors import exit_on_user_error
-from utils.mask_ops import MaskOpsArguments, run_mask_ops
+from utils.infra.args import parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.analysis.mask_ops import MaskOpsArguments, run_mask_ops
 
 
 @exit_on_user_error

@@ -9,9 +9,9 @@ jaccard_matrix.csv, jaccard_heatmap.png and jaccard_per_layer.png into --output_
 per attention head and FFN block (head_similarity.json, head_jaccard.csv, one head_jaccard_<a>_vs_<b>.png per pair)
 and the share of each mask's kept weights that no other mask keeps (language_specific.csv and .png).
 """
-from utils.args import parse_args
-from utils.errors import exit_on_user_error
-from utils.similarity import SimilarityArguments, print_similarity_summary
+from utils.infra.args import parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.analysis.similarity import SimilarityArguments, print_similarity_summary
 
 
 @exit_on_user_error

@@ -7,10 +7,10 @@ random / one-shot mask at --sparsity, from pre-trained or random weights.
 """
 from functools import partial
 
-from utils.args import ExperimentTrainingArguments, ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.finetune import run_finetune
-from utils.mt5_xnli import Mt5MaskArguments, Mt5XnliDataArguments, build_mt5_xnli
+from utils.infra.args import ExperimentTrainingArguments, ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.core.finetune import run_finetune
+from utils.tasks.mt5_xnli import Mt5MaskArguments, Mt5XnliDataArguments, build_mt5_xnli
 
 
 @exit_on_user_error

@@ -6,10 +6,10 @@ random / one-shot mask at the same sparsity, from pre-trained or random weights.
 """
 from functools import partial
 
-from utils.args import ExperimentTrainingArguments, MaskArguments, ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.finetune import run_finetune
-from utils.ner import NerDataArguments, build_ner
+from utils.infra.args import ExperimentTrainingArguments, MaskArguments, ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.core.finetune import run_finetune
+from utils.tasks.ner import NerDataArguments, build_ner
 
 
 @exit_on_user_error

@@ -8,10 +8,10 @@ An XNLI mask's pooler entry is ignored (the MLM model has no pooler).
 """
 from functools import partial
 
-from utils.args import ExperimentTrainingArguments, MaskArguments, ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.finetune import run_finetune
-from utils.mlm import MlmDataArguments, build_mlm
+from utils.infra.args import ExperimentTrainingArguments, MaskArguments, ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.core.finetune import run_finetune
+from utils.tasks.mlm import MlmDataArguments, build_mlm
 
 
 @exit_on_user_error

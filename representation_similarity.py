@@ -10,9 +10,9 @@
 side's sentences under the dense model vs under its mask. Prints every layer's measures beside their value on
 shuffled pairs and writes representations_<name>.json, .csv and .png into --output_dir.
 """
-from utils.args import ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.representation_similarity import RepresentationArguments, run_representation_similarity
+from utils.infra.args import ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.analysis.representation_similarity import RepresentationArguments, run_representation_similarity
 
 
 @exit_on_user_error

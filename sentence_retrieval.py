@@ -9,9 +9,9 @@
 Prints the margin-kNN accuracy of every hidden layer (0 = embeddings) in both directions and writes
 retrieval_<src>-<tgt>.json and .png into --output_dir.
 """
-from utils.args import ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.retrieval import RetrievalArguments, run_retrieval
+from utils.infra.args import ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.analysis.retrieval import RetrievalArguments, run_retrieval
 
 
 @exit_on_user_error

@@ -8,7 +8,7 @@ Re-running skips complete runs, resumes unfinished IMP runs and re-runs failed o
 """
 import sys
 
-from utils.errors import exit_on_user_error
+from utils.infra.errors import exit_on_user_error
 from utils.study.runner import parse_study_args, run_study
 
 

@@ -6,9 +6,9 @@ Searches the folders recursively for imp_results.json and finetune_results.json,
 results_summary.json, imp_curves.csv, imp_tickets.csv, transfer.csv, transfer_mean_relative_drop.csv,
 zero_shot.csv and PNG figures (imp_curves_<task>.png, transfer_<task>_<sparsity>.png, zero_shot_<task>.png).
 """
-from utils.args import parse_args
-from utils.errors import exit_on_user_error
-from utils.results import SummaryArguments, run_summary
+from utils.infra.args import parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.analysis.results import SummaryArguments, run_summary
 
 
 @exit_on_user_error

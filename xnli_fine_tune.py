@@ -7,10 +7,10 @@ MLM) leaves the classifier's pooler dense unpruned.
 """
 from functools import partial
 
-from utils.args import ExperimentTrainingArguments, MaskArguments, ModelArguments, parse_args
-from utils.errors import exit_on_user_error
-from utils.finetune import run_finetune
-from utils.xnli import XnliDataArguments, build_xnli
+from utils.infra.args import ExperimentTrainingArguments, MaskArguments, ModelArguments, parse_args
+from utils.infra.errors import exit_on_user_error
+from utils.core.finetune import run_finetune
+from utils.tasks.xnli import XnliDataArguments, build_xnli
 
 
 @exit_on_user_error

@@ -147,7 +147,7 @@ def random_batches(n: int, batch_size: int, seed: int = 0) -> list[list[int]]:
 
 
 def training_args(output_dir: str, **overrides):
-    from utils.args import ExperimentTrainingArguments
+    from utils.infra.args import ExperimentTrainingArguments
 
     values = dict(output_dir=output_dir, use_cpu=not torch.cuda.is_available(), learning_rate=2e-5, report_to="none",
                   logging_steps=10**6, evaluate_during_training=False, do_train=True, do_eval=False)
@@ -157,19 +157,19 @@ def training_args(output_dir: str, **overrides):
 
 def half_mask(weights, sparsity: float = 0.5):
     """A one-shot global magnitude mask at `sparsity`, as IMP would hold mid-way."""
-    from utils.masks import Mask
-    from utils.pruning import magnitude_prune
+    from utils.core.masks import Mask
+    from utils.core.pruning import magnitude_prune
 
     return magnitude_prune(weights, Mask.ones_like(weights), sparsity)
 
 
 class Stepper:
-    """One training variant on its own model copy: 'dense', 'ours' (MaskedTrainer's step: utils.masks.BoundMask
+    """One training variant on its own model copy: 'dense', 'ours' (MaskedTrainer's step: utils.core.masks.BoundMask
     zeroes the pruned gradients before clipping and re-zeroes the pruned weights after the optimizer step) or
     'prune_hooks' (the original code's torch.nn.utils.prune re-parametrisation: weight = weight_orig * weight_mask
     recomputed by a forward pre-hook on every forward).
 
-    Same optimizer (utils.training.build_optimizer: the --optim default, fused AdamW), linear schedule and clipping
+    Same optimizer (utils.core.training.build_optimizer: the --optim default, fused AdamW), linear schedule and clipping
     at 1.0 as MaskedTrainer; `autocast` = None, torch.bfloat16 or torch.float16.
     """
 
@@ -177,8 +177,8 @@ class Stepper:
         from torch.nn.utils import prune
         from transformers import get_scheduler
 
-        from utils.pruning import prunable_weights
-        from utils.training import build_optimizer
+        from utils.core.pruning import prunable_weights
+        from utils.core.training import build_optimizer
 
         self.model, self.variant, self.autocast = model, variant, autocast
         self.device = next(model.parameters()).device

@@ -89,8 +89,8 @@ def seqeval_seconds(examples: int) -> float:
 
 
 def bench_task(task: str, args, device: torch.device) -> dict:
-    from utils.masks import Mask
-    from utils.pruning import magnitude_prune, prunable_weights
+    from utils.core.masks import Mask
+    from utils.core.pruning import magnitude_prune, prunable_weights
 
     shape, vocab = (SMALL_SHAPE, 2000) if args.small else (common.MBERT_SHAPE, common.MBERT_VOCAB)
     base = common.build_model(shape, vocab, task)

@@ -7,7 +7,7 @@
     python benchmarks/run_benchmarks.py --sections step,masks --json out.json --markdown out.md
 
 Sections (each prints a table):
-  step      one training step: dense vs ours (MaskedTrainer's step: utils.masks.BoundMask zeroes the pruned
+  step      one training step: dense vs ours (MaskedTrainer's step: utils.core.masks.BoundMask zeroes the pruned
             gradients before clipping and the pruned weights after the step) vs the original's torch.nn.utils.prune
             hooks (weight_orig * mask every forward); plus ours under bf16 autocast, and the cost of the two
             BoundMask operations alone.
@@ -109,7 +109,7 @@ def bench_step(cfg: dict) -> dict:
 
 
 def mask_op_seconds(bound, reps: int) -> float:
-    """Median seconds of MaskedTrainer's two mask operations per step, on the real utils.masks.BoundMask: zero the
+    """Median seconds of MaskedTrainer's two mask operations per step, on the real utils.core.masks.BoundMask: zero the
     pruned gradients (before clipping) and the pruned weights (after the optimizer step)."""
     for p in bound.params:  # the step left grads at None (zero_grad(set_to_none=True)): give it some to mask
         p.grad = torch.randn_like(p)
@@ -132,7 +132,7 @@ def mask_op_seconds(bound, reps: int) -> float:
 def _setup(model, examples, lengths, tokenizer):
     from transformers import DataCollatorForTokenClassification
 
-    from utils.training import TaskSetup
+    from utils.core.training import TaskSetup
 
     return TaskSetup(
         task="ner", model=model, tokenizer=tokenizer, train_dataset=examples, eval_datasets={},
@@ -150,8 +150,8 @@ GROUPED = "ours + --group_by_length (dynamic padding, length-grouped batches)"
 def bench_pipeline(cfg: dict, workdir: Path) -> dict:
     from transformers import DataCollatorForTokenClassification
 
-    from utils.pruning import prunable_weights
-    from utils.training import MaskedTrainer
+    from utils.core.pruning import prunable_weights
+    from utils.core.training import MaskedTrainer
 
     n, batch = cfg["pipe_n"], cfg["pipe_batch"]
     lengths = common.wikiann_lengths(n, seed=1)
@@ -237,8 +237,8 @@ def bench_pipeline(cfg: dict, workdir: Path) -> dict:
 def bench_masks(cfg: dict, workdir: Path) -> dict:
     from torch.nn.utils import prune
 
-    from utils.masks import MASK_SUFFIX, Mask
-    from utils.pruning import magnitude_prune, prunable_weights
+    from utils.core.masks import MASK_SUFFIX, Mask
+    from utils.core.pruning import magnitude_prune, prunable_weights
 
     model = common.build_model(cfg["mask_shape"], 1000)
     weights = prunable_weights(model)
@@ -298,7 +298,7 @@ def bench_similarity(half, weights, workdir: Path, cfg: dict) -> dict:
         return {"skipped": "--no-similarity"}
     if not script.is_file():
         return {"skipped": "mask_similarity.py does not exist yet in this checkout"}
-    from utils.pruning import magnitude_prune
+    from utils.core.pruning import magnitude_prune
 
     masks_dir = workdir / "similarity"
     masks_dir.mkdir(exist_ok=True)

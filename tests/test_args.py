@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from utils.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
-from utils.errors import UserError
-from utils.ner import NerDataArguments
+from utils.infra.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
+from utils.infra.errors import UserError
+from utils.tasks.ner import NerDataArguments
 
 IMP_TYPES = (ModelArguments, NerDataArguments, IMPArguments, ExperimentTrainingArguments)
 FINETUNE_TYPES = (ModelArguments, NerDataArguments, MaskArguments, ExperimentTrainingArguments)

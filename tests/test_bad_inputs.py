@@ -160,7 +160,7 @@ def _sparse(tmp: Path) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_exit_2(case, tiny_models, tmp_path, run_script, capsys, monkeypatch):
-    from utils import training
+    from utils.core import training
 
     monkeypatch.setattr(training.MaskedTrainer, "train", lambda *a, **k: pytest.fail("training started"))
     _, build, expected = case
@@ -173,7 +173,7 @@ def test_bad_input_is_one_line_exit_2(case, tiny_models, tmp_path, run_script, c
 
 
 def test_packed_mask_without_checksum_loads_with_one_warning(tmp_path, capsys):
-    from utils.masks import Mask
+    from utils.core.masks import Mask
 
     mask = Mask({"w.weight": torch.rand(4, 4) > 0.5})
     mask.save(tmp_path / "m.pt", {"task": "ner"}, packed=True)

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from utils.cca import canonical_correlations, check_cca_samples, linear_cka, principal_basis, pwcca, svcca
-from utils.errors import UserError
+from utils.analysis.cca import canonical_correlations, check_cca_samples, linear_cka, principal_basis, pwcca, svcca
+from utils.infra.errors import UserError
 
 
 def _data(n: int = 500, d: int = 12, seed: int = 0) -> np.ndarray:

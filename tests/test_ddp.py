@@ -31,7 +31,7 @@ WRAPPER = r'''
 import hashlib, json, os, sys
 sys.path.insert(0, os.getcwd())
 import torch
-import utils.imp as imp, utils.io as uio, utils.masks as masks, utils.training as training
+import utils.core.imp as imp, utils.infra.io as uio, utils.core.masks as masks, utils.core.training as training
 
 rank = int(os.environ.get("RANK", "0"))
 record = open(os.path.join(os.environ["DDP_TEST_RECORD_DIR"], f"rank{rank}.jsonl"), "a")
@@ -137,7 +137,7 @@ def _ok(proc):
 
 
 def test_ddp_imp_matches_single_process_run(runs):
-    from utils.masks import Mask
+    from utils.core.masks import Mask
 
     (ddp_proc, ddp_out, ddp_records), (single_proc, single_out, _) = runs
     _ok(ddp_proc)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from utils.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
-from utils.errors import UserError
-from utils.flags import HONOURED, refused_fields
-from utils.ner import NerDataArguments
+from utils.infra.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
+from utils.infra.errors import UserError
+from utils.infra.flags import HONOURED, refused_fields
+from utils.tasks.ner import NerDataArguments
 
 REPO = Path(__file__).resolve().parents[1]
 IMP_TYPES = (ModelArguments, NerDataArguments, IMPArguments, ExperimentTrainingArguments)
@@ -35,7 +35,7 @@ def test_refused_flags_name_themselves(flags, message, tmp_path):
     with pytest.raises(UserError) as error:
         parse_args(IMP_TYPES, BASE + flags)
         if flags[0] == "--report_to":  # checked when the trainer builds its Accelerator
-            from utils.tracking import accelerator_tracking_kwargs
+            from utils.infra.tracking import accelerator_tracking_kwargs
             accelerator_tracking_kwargs(parse_args(IMP_TYPES, BASE + flags)[3])
     assert message in str(error.value) and "\n" not in str(error.value)
 
@@ -126,13 +126,14 @@ def test_bars_only_on_a_terminal(tiny_models, tmp_path, monkeypatch, capsys):
 
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    _imp(tiny_models, tmp_path / "tty", "--overwrite_output_dir")
+    _imp(tiny_models, tmp_path / "tty")
     drawn = terminal.getvalue()
     assert "[round 0 | sparsity 0.0%]" in drawn and "10/10" in drawn and "eval en" in drawn and "step" in drawn
 
+    capsys.readouterr()
     quiet = _Terminal()
     monkeypatch.setattr(sys, "stderr", quiet)
-    _imp(tiny_models, tmp_path / "tty", "--overwrite_output_dir", "--disable_tqdm", "true")
+    _imp(tiny_models, tmp_path / "quiet", "--disable_tqdm", "true")
     assert "10/10" not in quiet.getvalue()
     assert "step 10/10 loss" in capsys.readouterr().out
 
@@ -163,8 +164,10 @@ def test_tensorboard_scalars_read_back(tiny_models, tmp_path, monkeypatch):
     assert scalars("eval/en/f1")[-1] == (20, pytest.approx(rounds[1]["eval"]["en"]["f1"]))
     assert scalars("eval/en/loss")[0] == (5, pytest.approx(rounds[0]["history"][0]["eval"]["en"]["loss"]))
     assert scalars("eval/en/loss")[1] == (10, pytest.approx(rounds[0]["eval"]["en"]["loss"]))
-    assert scalars("imp/sparsity") == [(k, pytest.approx(r["sparsity"], rel=1e-6)) for k, r in enumerate(rounds)]
-    assert scalars("imp/f1") == [(k, pytest.approx(r["metric"])) for k, r in enumerate(rounds)]
+    round_ends = [10 * (k + 1) for k in range(len(rounds))]  # logged at the run's step (wandb needs it monotonic)
+    assert scalars("imp/round") == list(zip(round_ends, range(len(rounds))))
+    assert scalars("imp/sparsity") == [(s, pytest.approx(r["sparsity"], rel=1e-6)) for s, r in zip(round_ends, rounds)]
+    assert scalars("imp/f1") == [(s, pytest.approx(r["metric"])) for s, r in zip(round_ends, rounds)]
     assert "imp/mask_checksum/text_summary" in events.Tags()["tensors"]
     hparams = list((tmp_path / "tb" / "ner-en").glob("*/hparams.yml"))
     assert len(hparams) == 1 and "learning_rate: 0.003" in hparams[0].read_text()
@@ -219,7 +222,7 @@ def test_compiled_and_checkpointed_runs_match_a_plain_run(tiny_models, tmp_path,
 def test_colour_scales_span_the_real_range():
     import numpy as np
 
-    from utils.plots import color_limits
+    from utils.analysis.plots import color_limits
 
     assert color_limits(np.array([0.0, 0.0]), center=0.0) == (-0.05, 0.05)  # all differences 0: no 1e-12 scale
     assert color_limits(np.array([0.004, -0.002]), center=0.0) == (-0.004, 0.004)
@@ -231,8 +234,8 @@ def test_colour_scales_span_the_real_range():
 def test_retrieval_figure_draws_the_chance_line(tmp_path, monkeypatch):
     from matplotlib import pyplot as plt
 
-    from utils import plots
-    from utils.retrieval import plot_retrieval
+    from utils.analysis import plots
+    from utils.analysis.retrieval import plot_retrieval
 
     figures = []
     save = plots._save
@@ -248,7 +251,7 @@ def test_retrieval_figure_draws_the_chance_line(tmp_path, monkeypatch):
 
 
 def test_eta_line_multiplies_rounds_left_by_the_measured_round_time():
-    from utils.tracking import eta_line
+    from utils.infra.tracking import eta_line
 
     assert eta_line(3, 10, 3, 195.0) == "round 3/10 done (1m05s per round); about 7m35s left"
     assert eta_line(6, 10, 2, 7200.0) == "round 6/10 done (1h00m per round); about 4h00m left"  # resumed at round 4
@@ -258,7 +261,7 @@ def test_eta_line_multiplies_rounds_left_by_the_measured_round_time():
 def test_report_to_all_and_missing_trackers(monkeypatch):
     from transformers.integrations import get_available_reporting_integrations
 
-    from utils import tracking
+    from utils.infra import tracking
 
     installed = get_available_reporting_integrations()
     assert tracking.tracker_names(installed) == [n for n in installed if n in tracking.SUPPORTED]  # --report_to all

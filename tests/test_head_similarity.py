@@ -8,11 +8,11 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from utils.errors import UserError
-from utils.head_similarity import head_analysis, resolve_num_heads, unit_of
-from utils.masks import Mask, layer_of
-from utils.pruning import prunable_weights, random_prune
-from utils.similarity import pack_mask
+from utils.infra.errors import UserError
+from utils.analysis.head_similarity import head_analysis, resolve_num_heads, unit_of
+from utils.core.masks import Mask, layer_of
+from utils.core.pruning import prunable_weights, random_prune
+from utils.analysis.similarity import pack_mask
 
 Q0 = "bert.encoder.layer.0.attention.self.query.weight"
 
@@ -86,8 +86,8 @@ def test_mt5_blocks_include_cross_attention(tiny_t5):
 def test_by_head_end_to_end(tmp_path, tiny_models, run_script, capsys):
     from transformers import AutoModelForTokenClassification
 
-    from utils.args import ModelArguments
-    from utils.models import load_model
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
 
     model_name = str(tiny_models / "mbert-tiny")
     weights = prunable_weights(load_model(AutoModelForTokenClassification, ModelArguments(model_name), num_labels=7))

@@ -8,7 +8,7 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
 from tests.conftest import REPO
-from utils.ner import LABELS
+from utils.tasks.ner import LABELS
 
 WIKIANN = Features({
     "tokens": Sequence(Value("string")),
@@ -34,7 +34,7 @@ def fake_hub(monkeypatch):
         columns = {key: [row[key] for row in rows] for key in features}
         return Dataset.from_dict(columns, features=features)
 
-    monkeypatch.setattr("utils.data.load_dataset", load_dataset)
+    monkeypatch.setattr("utils.infra.data.load_dataset", load_dataset)
     return calls
 
 

@@ -7,10 +7,10 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from utils.errors import UserError
-from utils.mask_ops import combine, load_aligned, reprune
-from utils.masks import Mask, source_name
-from utils.pruning import prunable_weights, random_prune
+from utils.infra.errors import UserError
+from utils.analysis.mask_ops import combine, load_aligned, reprune
+from utils.core.masks import Mask, source_name
+from utils.core.pruning import prunable_weights, random_prune
 
 NER_DATA = ("--train_file", "data/ner/{lang}/train.jsonl", "--validation_file", "data/ner/{lang}/validation.jsonl")
 
@@ -86,8 +86,8 @@ def test_masks_of_different_models_stop_with_one_line(tmp_path, bert_classifier,
 def test_consensus_ticket_trains_under_ner_fine_tune(tmp_path, tiny_models, run_script, capsys):
     from transformers import AutoModelForTokenClassification
 
-    from utils.args import ModelArguments
-    from utils.models import load_model
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
 
     model_name = str(tiny_models / "mbert-tiny")
     weights = prunable_weights(load_model(AutoModelForTokenClassification, ModelArguments(model_name), num_labels=7))

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-from utils.errors import UserError
-from utils.masks import Mask, layer_of, matrix_type, read_mask_metadata
-from utils.pruning import prunable_weights, random_prune
+from utils.infra.errors import UserError
+from utils.core.masks import Mask, layer_of, matrix_type, read_mask_metadata
+from utils.core.pruning import prunable_weights, random_prune
 
 
 @pytest.fixture

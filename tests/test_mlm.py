@@ -12,12 +12,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from utils.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
-from utils.errors import UserError
-from utils.masks import Mask
-from utils.mlm import MlmDataArguments, build_mlm, hold_out_articles, special_frame, split_articles
-from utils.pruning import prunable_weights, random_prune
-from utils.training import MaskedTrainer
+from utils.infra.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
+from utils.infra.errors import UserError
+from utils.core.masks import Mask
+from utils.tasks.mlm import MlmDataArguments, build_mlm, hold_out_articles, special_frame, split_articles
+from utils.core.pruning import prunable_weights, random_prune
+from utils.core.training import MaskedTrainer
 
 REPO = Path(__file__).resolve().parents[1]
 POOLER = "bert.pooler.dense.weight"

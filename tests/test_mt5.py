@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from utils.args import ExperimentTrainingArguments, ModelArguments, parse_args
-from utils.masks import Mask, stack_of
-from utils.mt5_xnli import (
+from utils.infra.args import ExperimentTrainingArguments, ModelArguments, parse_args
+from utils.core.masks import Mask, stack_of
+from utils.tasks.mt5_xnli import (
     GOLD_COLUMN,
     LABEL_WORDS,
     UNPARSEABLE,
@@ -24,7 +24,7 @@ from utils.mt5_xnli import (
     evaluate_mt5_xnli,
     parse_label,
 )
-from utils.pruning import prunable_weights
+from utils.core.pruning import prunable_weights
 
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = [  # (premise, hypothesis, label): enough variety for a few training steps
@@ -236,8 +236,8 @@ def test_imp_with_adafactor_and_global_scope(run_script, common_args, tmp_path):
 
 
 def test_reset_optimizer_clears_adafactor_state(tiny_models, xnli_files, tmp_path):
-    from utils.mt5_xnli import build_mt5_xnli
-    from utils.training import MaskedTrainer
+    from utils.tasks.mt5_xnli import build_mt5_xnli
+    from utils.core.training import MaskedTrainer
 
     argv = ["--model_name_or_path", str(tiny_models / "mt5-tiny"), "--output_dir", str(tmp_path),
             "--train_file", str(xnli_files / "{lang}" / "train.jsonl"), "--do_train", "--optim", "adafactor",
@@ -287,8 +287,8 @@ def test_random_and_oneshot_masks_at_sparsity(run_script, common_args, tmp_path,
 def test_rand_init_keeps_an_untied_lm_head(tiny_models):
     from transformers import AutoModelForSeq2SeqLM
 
-    from utils.models import load_model
-    from utils.mt5_xnli import untie_lm_head_like_checkpoint
+    from utils.infra.models import load_model
+    from utils.tasks.mt5_xnli import untie_lm_head_like_checkpoint
 
     model_args = ModelArguments(model_name_or_path=str(tiny_models / "mt5-tiny"))
     model = load_model(AutoModelForSeq2SeqLM, model_args, "rand", seed=0)

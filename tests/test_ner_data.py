@@ -6,8 +6,8 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from utils.errors import UserError
-from utils.ner import LABELS, NerDataArguments, _tokenize_and_align, build_ner
+from utils.infra.errors import UserError
+from utils.tasks.ner import LABELS, NerDataArguments, _tokenize_and_align, build_ner
 
 WORDS = ["Marie", "Zqxwvjkplm", "visited", "Lisbonneville", "."]
 TAGS = [1, 3, 0, 5, 0]  # B-PER, B-ORG, O, B-LOC, O
@@ -52,7 +52,7 @@ def test_label_all_tokens_continues_entities_with_inside_tags(tokenizer):
 
 
 def test_tokens_and_tags_of_different_lengths_are_refused(tiny_models, tmp_path):
-    from utils.args import ExperimentTrainingArguments, ModelArguments
+    from utils.infra.args import ExperimentTrainingArguments, ModelArguments
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"tokens": ["a", "b", "c"], "ner_tags": [0, 0]}) + "\n")
@@ -66,8 +66,8 @@ def test_weight_init_rand_is_seeded_and_not_the_checkpoint(tiny_models):
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from utils.args import ModelArguments
-    from utils.models import load_model
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
 
     args = ModelArguments(model_name_or_path=str(tiny_models / "mbert-tiny"))
     pre = load_model(AutoModelForTokenClassification, args, "pre", seed=0, num_labels=7).state_dict()

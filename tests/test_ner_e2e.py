@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from utils.masks import Mask, read_mask_metadata
+from utils.core.masks import Mask, read_mask_metadata
 
 NER_DATA = ["--train_file", "data/ner/{lang}/train.jsonl", "--validation_file", "data/ner/{lang}/validation.jsonl"]
 
@@ -100,7 +100,7 @@ def test_rewind_step_rewinds_later_rounds_to_the_weights_after_k_steps(tiny_mode
                                                                        monkeypatch):
     import torch
 
-    from utils import training
+    from utils.core import training
 
     restored, snapshots = [], []
     original_restore, original_snapshot = training.MaskedTrainer.restore, training.MaskedTrainer.snapshot

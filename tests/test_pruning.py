@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from utils.errors import UserError
-from utils.masks import Mask
-from utils.pruning import (
+from utils.infra.errors import UserError
+from utils.core.masks import Mask
+from utils.core.pruning import (
     magnitude_prune,
     oneshot_prune,
     prunable_weights,

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from utils import training
-from utils.args import ExperimentTrainingArguments, IMPArguments, ModelArguments, parse_args
-from utils.errors import UserError
-from utils.masks import read_mask_metadata
-from utils.ner import NerDataArguments
+from utils.core import training
+from utils.infra.args import ExperimentTrainingArguments, IMPArguments, ModelArguments, parse_args
+from utils.infra.errors import UserError
+from utils.core.masks import read_mask_metadata
+from utils.tasks.ner import NerDataArguments
 
 NER_DATA = ["--train_file", "data/ner/{lang}/train.jsonl", "--validation_file", "data/ner/{lang}/validation.jsonl"]
 PEAK, ROUND, BUDGET, WARMUP = 1e-3, 4, 20, 2
@@ -111,14 +111,17 @@ def test_rewinding_restores_the_body_and_the_head_only_with_all(tiny_models, tmp
 def test_resume_refuses_another_span_or_scope(tiny_models, tmp_path, run_script, capsys):
     out = tmp_path / "resume"
     run_script("LT_ner.py", *three_rounds(tiny_models, out, "--lr_schedule_span", "round"))
-    for change in (["--resume"], ["--resume", "--lr_schedule_span", "round", "--rewind_scope", "all"]):
+    state = json.loads((out / "imp_results.json").read_text())
+    state["complete"], state["rounds"] = False, state["rounds"][:1]  # as a run killed in its second round leaves
+    (out / "imp_results.json").write_text(json.dumps(state))
+    for change, key in ((["--resume"], "lr_schedule_span"),
+                        (["--resume", "--lr_schedule_span", "round", "--rewind_scope", "all"], "rewind_scope")):
         with pytest.raises(SystemExit) as stop:
             run_script("LT_ner.py", *three_rounds(tiny_models, out, *change))
         assert stop.value.code == 2
         error = capsys.readouterr().err.strip()
-        assert "complete IMP run with other settings" in error and "never removed" in error
-        assert "lr_schedule_span" in error or "rewind_scope" in error
-    assert json.loads((out / "imp_results.json").read_text())["complete"]
+        assert "cannot resume" in error and key in error
+    assert json.loads((out / "imp_results.json").read_text()) == state  # nothing was changed
 
 
 @pytest.mark.parametrize("flag, value", [("--lr_schedule_span", "epoch"), ("--rewind_scope", "head")])

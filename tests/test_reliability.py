@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from utils.masks import Mask
+from utils.core.masks import Mask
 
 NER_DATA = ["--train_file", "data/ner/{lang}/train.jsonl", "--validation_file", "data/ner/{lang}/validation.jsonl"]
 
@@ -85,7 +85,7 @@ def test_results_are_not_clobbered(tiny_models, tmp_path, run_script, capsys):
 
 
 def test_diverging_loss_stops_and_keeps_completed_rounds(tiny_models, tmp_path, run_script, capsys, monkeypatch):
-    from utils import training
+    from utils.core import training
 
     original = training.MaskedTrainer.train
     calls = []
@@ -153,7 +153,7 @@ def test_bad_input_gives_one_line_errors(tiny_models, tmp_path, run_script, caps
 
 
 def test_run_killed_in_its_first_round_restarts_by_itself(tiny_models, tmp_path, run_script, capsys, monkeypatch):
-    from utils import training
+    from utils.core import training
 
     original = training.MaskedTrainer.train
 

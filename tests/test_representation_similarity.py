@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils.masks import Mask
-from utils.pruning import prunable_weights, random_prune
+from utils.core.masks import Mask
+from utils.core.pruning import prunable_weights, random_prune
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,8 +28,8 @@ def _tsv(tmp_path: Path, count: int, same: bool = False) -> Path:
 def _ner_masks(tmp_path: Path, tiny_models: Path) -> dict[str, Path]:
     from transformers import AutoModelForTokenClassification
 
-    from utils.args import ModelArguments
-    from utils.models import load_model
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
 
     model_name = str(tiny_models / "mbert-tiny")
     weights = prunable_weights(load_model(AutoModelForTokenClassification, ModelArguments(model_name), num_labels=7))
@@ -54,7 +54,7 @@ def test_same_sentences_same_mask_score_one_at_every_layer(tmp_path, tiny_models
     for row in layers:
         for measure in ("svcca", "pwcca", "cka"):
             assert row[measure] == pytest.approx(1.0, abs=1e-6)
-        # unrelated rows: mean rho^2 about d/(n-1) = 54/149 here (utils/cca.py), SVCCA 0.54, CKA 0.18
+        # unrelated rows: mean rho^2 about d/(n-1) = 54/149 here (utils/analysis/cca.py), SVCCA 0.54, CKA 0.18
         assert row["svcca_shuffled"] < 0.7 and row["pwcca_shuffled"] < 0.7 and row["cka_shuffled"] < 0.3
     assert result["comparisons"][0]["label"] == "en (ner/en/50%) vs en (ner/en/50%)"
     saved = json.loads((out / "representations_en-en.json").read_text())

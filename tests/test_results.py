@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from utils.errors import UserError
-from utils.results import summarize, winning_ticket, within_epsilon
+from utils.infra.errors import UserError
+from utils.analysis.results import summarize, winning_ticket, within_epsilon
 
 
 def write_imp(root: Path, task: str, langs: list[str], seed: int, metrics: list[float | None], *, metric: str = "f1",
               greater: bool = True, model: str = "tiny_models/mbert-tiny", extra_eval: dict | None = None) -> Path:
-    """An imp_results.json as utils/imp.py writes it (10% per round), in a folder whose name says nothing."""
+    """An imp_results.json as utils/core/imp.py writes it (10% per round), in a folder whose name says nothing."""
     rounds = []
     for k, value in enumerate(metrics):
         evaluation = {lang: {metric: value} for lang in langs} if value is not None else {}

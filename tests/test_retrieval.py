@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from utils.errors import UserError
-from utils.masks import Mask
-from utils.pruning import prunable_weights, random_prune
-from utils.retrieval import align_mask, margin_retrieval, read_tsv
+from utils.infra.errors import UserError
+from utils.core.masks import Mask
+from utils.core.pruning import prunable_weights, random_prune
+from utils.analysis.retrieval import align_mask, margin_retrieval, read_tsv
 
 SENTENCES = [
     ("Marie Curie was born in Warsaw and worked in Paris.",
@@ -103,8 +103,8 @@ def test_retrieval_script_with_masks_end_to_end(tmp_path, tiny_models, run_scrip
 
     tsv = tmp_path / "en-fr.tsv"
     tsv.write_text("en\tfr\n" + "".join(f"{a}\t{b}\n" for a, b in SENTENCES), encoding="utf-8")
-    from utils.args import ModelArguments
-    from utils.models import load_model
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
 
     model_args = ModelArguments(model_name_or_path=str(tiny_models / "mbert-tiny"))
     ner = load_model(AutoModelForTokenClassification, model_args, num_labels=7)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.test_reliability import imp_argv
-from utils import io as uio
+from utils.infra import io as uio
 
 # The seed README's flags ride along: re-running the same command (with --overwrite_output_dir) must resume.
 SEED_FLAGS = ["--overwrite_output_dir", "--evaluate_during_training"]
@@ -98,7 +98,7 @@ def test_kill_after_each_write_resumes_to_identical_bytes(reference, tiny_models
 
 def test_identical_mask_saves_are_byte_identical(tmp_path):
     import torch
-    from utils.masks import Mask
+    from utils.core.masks import Mask
 
     mask = Mask({"a.weight": torch.rand(8, 8) > 0.5})
     for packed in (False, True):
@@ -175,7 +175,7 @@ def test_unfinished_run_with_other_settings_needs_the_explicit_flag(reference, t
 
 @pytest.mark.parametrize("case", ["file", "empty", "child_of_file", "masks_is_file", "no_disk", "read_only"])
 def test_outputs_are_checked_before_any_training(tiny_models, tmp_path, run_script, capsys, monkeypatch, case):
-    from utils import outputs, training
+    from utils.infra import outputs, training
 
     monkeypatch.setattr(training.MaskedTrainer, "train", lambda *a, **k: pytest.fail("trained before the check"))
     target = tmp_path / "out"
@@ -204,7 +204,7 @@ def test_outputs_are_checked_before_any_training(tiny_models, tmp_path, run_scri
 
 def test_ctrl_c_prints_one_line_and_the_run_resumes(reference, tiny_models, tmp_path, run_script, capsys,
                                                      monkeypatch):
-    from utils import training
+    from utils.core import training
 
     original = training.MaskedTrainer.train
     calls = []
@@ -264,8 +264,8 @@ def test_analysis_dirs_refuse_other_analyses_and_drop_stale_figures(reference, t
 
 
 def test_files_without_a_results_file_need_the_explicit_flag(tmp_path):
-    from utils.errors import UserError
-    from utils.outputs import RunPaths, plan_run
+    from utils.infra.errors import UserError
+    from utils.infra.outputs import RunPaths, plan_run
 
     paths = RunPaths(tmp_path / "run")
     (paths.masks_dir).mkdir(parents=True)

@@ -7,10 +7,10 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from utils.errors import UserError
-from utils.masks import Mask, layer_of, matrix_type
-from utils.pruning import prunable_weights, random_prune
-from utils.similarity import (
+from utils.infra.errors import UserError
+from utils.core.masks import Mask, layer_of, matrix_type
+from utils.core.pruning import prunable_weights, random_prune
+from utils.analysis.similarity import (
     compare_masks, compare_pair, load_and_compare, nway_overlap, pack_mask, random_jaccard, unique_labels,
 )
 
@@ -144,8 +144,8 @@ def test_labels_from_metadata_and_errors(tmp_path, bert_tagger):
 def test_mask_similarity_script_end_to_end(tmp_path, tiny_models, run_script, capsys):
     from transformers import AutoModelForTokenClassification
 
-    from utils.args import ModelArguments
-    from utils.models import load_model
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
 
     model = load_model(AutoModelForTokenClassification, ModelArguments(str(tiny_models / "mbert-tiny")), num_labels=7)
     weights = prunable_weights(model)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.errors import UserError
+from utils.infra.errors import UserError
 from utils.study.plan import load_study
 from utils.study.runner import command_line
 

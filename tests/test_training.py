@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from utils.args import ExperimentTrainingArguments
-from utils.pruning import magnitude_prune, random_prune
-from utils.masks import Mask
-from utils.training import MaskedTrainer, TaskSetup, TrainingDiverged
+from utils.infra.args import ExperimentTrainingArguments
+from utils.core.pruning import magnitude_prune, random_prune
+from utils.core.masks import Mask
+from utils.core.training import MaskedTrainer, TaskSetup, TrainingDiverged
 
 
 def _examples(n=24, length=10, vocab=120, seed=0):
@@ -145,7 +145,7 @@ def test_fp16_loss_scale_restarts_with_each_round(bert_tagger, tmp_path, monkeyp
     give it one, as it does on a GPU under --fp16)."""
     from accelerate import Accelerator
 
-    from utils import training
+    from utils.core import training
 
     class ScalingAccelerator(Accelerator):
         def __init__(self, **kwargs):

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
 
-from utils.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
-from utils.masks import Mask
-from utils.pruning import prunable_weights, random_prune
-from utils.xnli import XnliDataArguments
+from utils.infra.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
+from utils.core.masks import Mask
+from utils.core.pruning import prunable_weights, random_prune
+from utils.tasks.xnli import XnliDataArguments
 
 REPO = Path(__file__).resolve().parents[1]
 POOLER = "bert.pooler.dense.weight"

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import UserError, first_line
-from ..io import write_json
-from ..outputs import RunPaths, clear_entries
+from utils.infra.errors import UserError, first_line
+from utils.infra.io import write_json
+from utils.infra.outputs import RunPaths, clear_entries
 from .plan import Run, Study
 from .state import CONFIG, LOG, RECORD, Decision, is_complete, last_line
 

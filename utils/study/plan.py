@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import UserError
-from ..io import read_json
-from ..outputs import FINETUNE_RESULTS, IMP_RESULTS, RunPaths
+from utils.infra.errors import UserError
+from utils.infra.io import read_json
+from utils.infra.outputs import FINETUNE_RESULTS, IMP_RESULTS, RunPaths
 from . import schema
 
 
@@ -42,14 +42,14 @@ class TaskKind:
 # Steps behind the paper's GPU-hours: NER IMP 10 rounds x 1,875; XNLI 10 x 36,813; MLM 10 x 10,000;
 # fine-tuning NER 3 epochs x 625; XNLI 3 x 12,270; MLM 20,000 (max_steps). The paper gives no mT5 figure.
 TASK_KINDS = {
-    "ner": TaskKind("LT_ner.py", "ner_fine_tune.py", "utils.ner:NerDataArguments", "utils.args:IMPArguments",
-                    "utils.args:MaskArguments", 20_000, (18_750, 4.5), (1_875, 0.5)),
-    "xnli": TaskKind("LT_xnli.py", "xnli_fine_tune.py", "utils.xnli:XnliDataArguments", "utils.args:IMPArguments",
-                     "utils.args:MaskArguments", 392_702, (368_130, 45.0), (36_810, 15.0)),
-    "mlm": TaskKind("LT_pretrain.py", "pretrain_trans.py", "utils.mlm:MlmDataArguments", "utils.args:IMPArguments",
-                    "utils.args:MaskArguments", 1_600_000, (100_000, 15.0), (20_000, 6.0)),
-    "mt5_xnli": TaskKind("LT_mt5_xnli.py", "mt5_xnli_fine_tune.py", "utils.mt5_xnli:Mt5XnliDataArguments",
-                         "utils.mt5_xnli:Mt5IMPArguments", "utils.mt5_xnli:Mt5MaskArguments", 392_702,
+    "ner": TaskKind("LT_ner.py", "ner_fine_tune.py", "utils.tasks.ner:NerDataArguments", "utils.infra.args:IMPArguments",
+                    "utils.infra.args:MaskArguments", 20_000, (18_750, 4.5), (1_875, 0.5)),
+    "xnli": TaskKind("LT_xnli.py", "xnli_fine_tune.py", "utils.tasks.xnli:XnliDataArguments", "utils.infra.args:IMPArguments",
+                     "utils.infra.args:MaskArguments", 392_702, (368_130, 45.0), (36_810, 15.0)),
+    "mlm": TaskKind("LT_pretrain.py", "pretrain_trans.py", "utils.tasks.mlm:MlmDataArguments", "utils.infra.args:IMPArguments",
+                    "utils.infra.args:MaskArguments", 1_600_000, (100_000, 15.0), (20_000, 6.0)),
+    "mt5_xnli": TaskKind("LT_mt5_xnli.py", "mt5_xnli_fine_tune.py", "utils.tasks.mt5_xnli:Mt5XnliDataArguments",
+                         "utils.tasks.mt5_xnli:Mt5IMPArguments", "utils.tasks.mt5_xnli:Mt5MaskArguments", 392_702,
                          (368_130, 45.0), (36_810, 15.0)),
 }
 TRAINING_KINDS = ("imp", "transfer", "baseline", "cross_task")
@@ -147,7 +147,7 @@ def _dataclass(ref: str) -> type:
 
 def script_options(kind: TaskKind, phase: str) -> dict[str, Any]:
     """Every key a script's config accepts, with its default (the scripts' own dataclasses decide)."""
-    from ..args import ExperimentTrainingArguments, ModelArguments
+    from utils.infra.args import ExperimentTrainingArguments, ModelArguments
 
     third = kind.imp_arguments if phase == "imp" else kind.mask_arguments
     options: dict[str, Any] = {}
@@ -288,7 +288,7 @@ def _check_language_files(config: dict, task: Task, where: str) -> None:
 
 
 def _schedule(config: dict, options: dict) -> list[float]:
-    from ..pruning import sparsity_schedule
+    from utils.core.pruning import sparsity_schedule
 
     value = lambda key: config.get(key, options[key])  # noqa: E731
     try:

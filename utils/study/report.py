@@ -13,9 +13,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..io import read_json, write_json
-from ..results import _pct
-from ..similarity import csv_text, write_text
+from utils.infra.io import read_json, write_json
+from utils.analysis.results import _pct
+from utils.analysis.similarity import csv_text, write_text
 from .plan import Study
 
 

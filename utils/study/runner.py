@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from ..errors import UserError
-from ..io import write_json
+from utils.infra.errors import UserError
+from utils.infra.io import write_json
 from .execute import Outcome, execute, make_executor
 from .report import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second

@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-from ..errors import UserError
+from utils.infra.errors import UserError
 
 # A type name per key: str, int, number, bool, dict, list[str], list[int], list[number], list[dict], or a tuple of
 # allowed string values.

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..errors import UserError
-from ..io import read_json
-from ..outputs import IMP_RESULTS, RunPaths, config_differences
+from utils.infra.errors import UserError
+from utils.infra.io import read_json
+from utils.infra.outputs import IMP_RESULTS, RunPaths, config_differences
 from .plan import ANALYSIS_KINDS, Run, Study
 
 RECORD = "study_run.json"

@@ -17,8 +17,8 @@ from accelerate.tracking import get_available_trackers
 from accelerate.utils import LoggerType
 from transformers.integrations import get_available_reporting_integrations
 
-from .errors import UserError
-from .outputs import RunPaths
+from utils.infra.errors import UserError
+from utils.infra.outputs import RunPaths
 
 SUPPORTED = tuple(t.value for t in LoggerType if t is not LoggerType.ALL)
 
@@ -95,8 +95,9 @@ def accelerator_tracking_kwargs(args) -> dict[str, Optional[Any]]:
 
 
 def round_values(entry: dict[str, Any], metric: str) -> dict[str, Any]:
-    """What an IMP round reports (its x axis is the round): sparsity, headline metric, seconds, mask checksum."""
-    values = {"imp/sparsity": entry["sparsity"], "imp/seconds": entry["seconds"],
+    """What an IMP round reports: its number, sparsity, headline metric, seconds and mask checksum. They are logged
+    at the run's optimizer step (trackers such as wandb drop steps that go back), so `imp/round` names the round."""
+    values = {"imp/round": entry["round"], "imp/sparsity": entry["sparsity"], "imp/seconds": entry["seconds"],
               "imp/mask_checksum": entry["mask_checksum"]}
     if isinstance(entry.get("metric"), (int, float)):
         values[f"imp/{metric}"] = entry["metric"]

@@ -8,8 +8,8 @@ from typing import Any, Callable, Mapping, Optional
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, List, Sequence, Value, concatenate_datasets, load_dataset
 
-from .args import DataArguments
-from .errors import UserError, first_line
+from utils.infra.args import DataArguments
+from utils.infra.errors import UserError, first_line
 
 HUB_ALIASES = {"wikiann": "unimelb-nlp/wikiann", "xnli": "facebook/xnli"}
 # Configs of the hub datasets the paper uses, so a typo in a language stops at once, even offline.

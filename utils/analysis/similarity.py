@@ -20,11 +20,11 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .io import atomic_write, write_json
-from .masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata, source_name
-from .outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir, remove_unwritten
-from .progress import progress_bar
+from utils.infra.errors import UserError
+from utils.infra.io import atomic_write, write_json
+from utils.core.masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata, source_name
+from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir, remove_unwritten
+from utils.infra.progress import progress_bar
 
 MAX_PRINTED_MISMATCHES = 20
 
@@ -449,7 +449,7 @@ _OVERLAP_COLUMNS = ("overlap", "random_baseline", "ratio", "kept_in_all", "kept_
 
 
 def plot_similarity(result: dict, out: Path) -> list[Path]:
-    from . import plots
+    from utils.analysis import plots
 
     labels = result["labels"]
     subtext = [[None if b is None or i == j else f"rand {b:.2f}" for j, b in enumerate(row)]
@@ -506,7 +506,7 @@ def print_similarity_summary(mask_paths: Sequence[str | Path], labels: Optional[
                              output_dir: Optional[str | Path] = None, plots: bool = True,
                              args: Optional[SimilarityArguments] = None, clear_output_dir: bool = False) -> dict:
     """Compare the masks, print the summary table, write files if asked; with `args.by == 'head'` also the
-    per-head analysis (utils/head_similarity.py) under result['by_head']."""
+    per-head analysis (utils/analysis/head_similarity.py) under result['by_head']."""
     root = prepare_analysis_dir(output_dir, "mask_similarity", clear_output_dir) if output_dir is not None else None
     masks = load_all(mask_paths, labels)
     result = compare_masks(masks)
@@ -514,7 +514,7 @@ def print_similarity_summary(mask_paths: Sequence[str | Path], labels: Optional[
     print(format_summary(result))
     written = write_outputs(result, root, plots=plots) if root is not None else []
     if args is not None and args.by == "head":
-        from .head_similarity import run_head_analysis
+        from utils.analysis.head_similarity import run_head_analysis
 
         result["by_head"], head_files = run_head_analysis(masks, args, root, plots)
         written += head_files

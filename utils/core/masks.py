@@ -17,8 +17,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from .errors import UserError, first_line
-from .io import read_json, save_tensors, sha256_file, write_json
+from utils.infra.errors import UserError, first_line
+from utils.infra.io import read_json, save_tensors, sha256_file, write_json
 
 MASK_SUFFIX = "_mask"
 PACKED_FORMAT = "packed-bits-v1"

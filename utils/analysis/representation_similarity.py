@@ -1,8 +1,8 @@
 """Per-layer representation similarity (the paper's Appendix F): SVCCA, PWCCA and linear CKA between the sentence
 representations of two languages (parallel sentences), or of one language under the dense model and a ticket.
 
-Sentences are embedded as in sentence_retrieval.py (utils/retrieval.py: the same readers, masks and pooling), but
-not L2-normalised: the measures centre and whiten on their own (utils/cca.py). Each measure is reported beside its
+Sentences are embedded as in sentence_retrieval.py (utils/analysis/retrieval.py: the same readers, masks and pooling), but
+not L2-normalised: the measures centre and whiten on their own (utils/analysis/cca.py). Each measure is reported beside its
 value on shuffled pairs (the rows of one side permuted once, seeded), the finite-sample level of unrelated data.
 """
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Optional
 
 import numpy as np
 
-from .cca import check_cca_samples, linear_cka, pwcca, svcca
-from .errors import UserError
-from .io import write_json
-from .masks import common_model
-from .outputs import remove_unwritten
-from .retrieval import ParallelEmbeddingArguments, embed_layers, load_pairs_and_model, masked_models
-from .similarity import csv_text, default_label, write_text
+from utils.analysis.cca import check_cca_samples, linear_cka, pwcca, svcca
+from utils.infra.errors import UserError
+from utils.infra.io import write_json
+from utils.core.masks import common_model
+from utils.infra.outputs import remove_unwritten
+from utils.analysis.retrieval import ParallelEmbeddingArguments, embed_layers, load_pairs_and_model, masked_models
+from utils.analysis.similarity import csv_text, default_label, write_text
 
 MEASURES = ("svcca", "pwcca", "cka")
 _NAMES = {"svcca": "SVCCA", "pwcca": "PWCCA", "cka": "linear CKA"}
@@ -173,7 +173,7 @@ def write_outputs(result: dict, out: Path, name: str, plots: bool = True) -> lis
 
 
 def plot_layers(result: dict, path: Path) -> Path:
-    from . import plots
+    from utils.analysis import plots
 
     series = []
     for comparison in result["comparisons"]:

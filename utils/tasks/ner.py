@@ -7,11 +7,11 @@ import numpy as np
 from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
-from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import build_splits, check_labels, load_split, map_examples, pad_multiple
-from .errors import UserError
-from .models import check_input_length, check_room_for_text, load_model, load_tokenizer
-from .training import TaskSetup
+from utils.infra.args import DataArguments, ExperimentTrainingArguments, ModelArguments
+from utils.infra.data import build_splits, check_labels, load_split, map_examples, pad_multiple
+from utils.infra.errors import UserError
+from utils.infra.models import check_input_length, check_room_for_text, load_model, load_tokenizer
+from utils.core.training import TaskSetup
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]  # WikiANN's tag ids
 INSIDE_OF = [LABELS.index("I-" + tag[2:]) if tag.startswith("B-") else i for i, tag in enumerate(LABELS)]

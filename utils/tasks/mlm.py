@@ -29,11 +29,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import data_file, equal_share_mixture, first, load_split, map_examples, pad_multiple
-from .errors import UserError
-from .models import load_model, load_tokenizer, max_positions
-from .training import TaskSetup
+from utils.infra.args import DataArguments, ExperimentTrainingArguments, ModelArguments
+from utils.infra.data import data_file, equal_share_mixture, first, load_split, map_examples, pad_multiple
+from utils.infra.errors import UserError
+from utils.infra.models import load_model, load_tokenizer, max_positions
+from utils.core.training import TaskSetup
 
 DEFAULT_BLOCK_SIZE = 512
 # Fixed, not --seed: runs with different seeds are scored on the same held-out articles and masked positions.
@@ -57,7 +57,7 @@ class MlmDataArguments(DataArguments):
     )
 
     def __post_init__(self) -> None:
-        if not self.mlm:  # the ranges of the other flags are checked in utils.validation
+        if not self.mlm:  # the ranges of the other flags are checked in utils.infra.validation
             raise UserError("--mlm false: masked language modelling is the only objective of these scripts; drop it")
 
 

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import UserError, first_line
-from .io import write_json
-from .masks import Mask, read_mask_metadata
-from .outputs import prepare_analysis_dir, remove_unwritten
-from .pruning import prunable_weights
-from .progress import progress_bar
-from .similarity import default_label
+from utils.infra.errors import UserError, first_line
+from utils.infra.io import write_json
+from utils.core.masks import Mask, read_mask_metadata
+from utils.infra.outputs import prepare_analysis_dir, remove_unwritten
+from utils.core.pruning import prunable_weights
+from utils.infra.progress import progress_bar
+from utils.analysis.similarity import default_label
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
 
@@ -155,7 +155,7 @@ def load_hub_pairs(name: str, config: Optional[str], split: str, src_lang: Optio
 
 
 def _limited(data: ParallelData, max_sentences: Optional[int]) -> ParallelData:
-    """The first --max_sentences pairs (the flag's range is checked at parse time: utils.validation)."""
+    """The first --max_sentences pairs (the flag's range is checked at parse time: utils.infra.validation)."""
     if max_sentences is not None:
         data.src, data.tgt = data.src[:max_sentences], data.tgt[:max_sentences]
     if len(data.src) < 2:
@@ -301,7 +301,7 @@ def load_pairs_and_model(model_args, args: ParallelEmbeddingArguments,
     model (AutoModel, on the GPU if any)."""
     from transformers import AutoModel
 
-    from .models import check_room_for_text, load_model, load_tokenizer
+    from utils.infra.models import check_room_for_text, load_model, load_tokenizer
 
     for path in (args.src_mask, args.tgt_mask):
         if path and not Path(path).is_file():
@@ -352,7 +352,7 @@ def format_table(result: dict) -> str:
 
 
 def plot_retrieval(result: dict, path: Path) -> Path:
-    from . import plots
+    from utils.analysis import plots
 
     layers = [row["layer"] for row in result["layers"]]
     src, tgt = result["src_lang"], result["tgt_lang"]

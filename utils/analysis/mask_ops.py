@@ -5,7 +5,7 @@ operation), so every fine-tuning script trains under it: e.g. the consensus ("la
 - intersection: kept by every mask; union: kept by any; majority: kept by at least --min_count of the N masks
   (default: more than half); difference: kept by the first mask and by none of the others (its specific weights).
 - --sparsity S re-prunes the result to exactly round(S x N) removed weights, ranking by |w| of --checkpoint's
-  weights: a result denser than S keeps its largest weights (utils.pruning.magnitude_prune restricted to it, so the
+  weights: a result denser than S keeps its largest weights (utils.core.pruning.magnitude_prune restricted to it, so the
   new mask is nested in it); a sparser one is kept whole and the largest weights outside it are added.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from .errors import UserError
-from .masks import Mask, common_model, matrix_type, read_mask_metadata
-from .pruning import check_sparsity, magnitude_prune
+from utils.infra.errors import UserError
+from utils.core.masks import Mask, common_model, matrix_type, read_mask_metadata
+from utils.core.pruning import check_sparsity, magnitude_prune
 
 OPERATIONS = ("intersection", "union", "majority", "difference")
 
@@ -96,8 +96,8 @@ def checkpoint_weights(checkpoint: str, names: Sequence[str]) -> "OrderedDict[st
     """The checkpoint's weights under the masks' names (a task model's 'bert.' prefix is matched to AutoModel's)."""
     from transformers import AutoModel
 
-    from .args import ModelArguments
-    from .models import load_model
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
 
     model = load_model(AutoModel, ModelArguments(model_name_or_path=checkpoint))
     params = dict(model.named_parameters())
@@ -149,7 +149,7 @@ def _languages(sources: Sequence[dict]) -> list[str]:
 
 def run_mask_ops(args: MaskOpsArguments) -> dict:
     """Combine the masks, re-prune if asked, write the mask and its metadata; returns the metadata."""
-    from .args import MaskArguments
+    from utils.infra.args import MaskArguments
 
     output = Path(args.output)
     if output.suffix != ".pt":

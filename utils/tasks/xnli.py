@@ -3,7 +3,7 @@
 The hub's `facebook/xnli` (config = language) has a machine-translated MNLI as its train split and the human
 translated dev/test sets; local JSON-lines files with `premise`, `hypothesis` and `label` (0 entailment, 1 neutral,
 2 contradiction, or those words) serve offline. The model is AutoModelForSequenceClassification with 3 labels,
-whose pooler dense is prunable like the encoder's matrices (utils.pruning.prunable_weights finds it).
+whose pooler dense is prunable like the encoder's matrices (utils.core.pruning.prunable_weights finds it).
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from .args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from .data import build_splits, check_labels, load_split, map_examples, pad_multiple
-from .errors import UserError
-from .models import check_input_length, check_room_for_text, load_model, load_tokenizer
-from .training import TaskSetup
+from utils.infra.args import DataArguments, ExperimentTrainingArguments, ModelArguments
+from utils.infra.data import build_splits, check_labels, load_split, map_examples, pad_multiple
+from utils.infra.errors import UserError
+from utils.infra.models import check_input_length, check_room_for_text, load_model, load_tokenizer
+from utils.core.training import TaskSetup
 
 LABELS = ["entailment", "neutral", "contradiction"]  # the ids facebook/xnli uses
-FIELDS = {"premise": "text", "hypothesis": "text", "label": "label"}  # name -> kind (utils.data.FIELD_KINDS)
+FIELDS = {"premise": "text", "hypothesis": "text", "label": "label"}  # name -> kind (utils.infra.data.FIELD_KINDS)
 HUB_DATASET = "facebook/xnli"
 
 

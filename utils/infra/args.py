@@ -16,16 +16,16 @@ from typing import Any, Optional, Sequence
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from .errors import UserError
-from .flags import check_flags, hide_from_help, refused_fields
-from .validation import validate_arguments
+from utils.infra.errors import UserError
+from utils.infra.flags import check_flags, hide_from_help, refused_fields
+from utils.infra.validation import validate_arguments
 
 
 @dataclass
 class ExperimentTrainingArguments(TrainingArguments):
     """transformers' TrainingArguments plus the flags of the original scripts that v5 no longer has."""
 
-    _argument_group_name = "training (only the flags these scripts honour; see utils/flags.py)"
+    _argument_group_name = "training (only the flags these scripts honour; see utils/infra/flags.py)"
 
     evaluate_during_training: bool = field(
         default=True, metadata={"help": "Evaluate every --logging_steps optimizer steps (and always at the end)."}

@@ -17,11 +17,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .io import write_json
-from .masks import source_name
-from .outputs import ANALYSIS_OUTPUTS, FINETUNE_RESULTS, IMP_RESULTS, prepare_analysis_dir, read_results, remove_unwritten
-from .similarity import csv_text, write_text
+from utils.infra.errors import UserError
+from utils.infra.io import write_json
+from utils.core.masks import source_name
+from utils.infra.outputs import ANALYSIS_OUTPUTS, FINETUNE_RESULTS, IMP_RESULTS, prepare_analysis_dir, read_results, remove_unwritten
+from utils.analysis.similarity import csv_text, write_text
 
 TOLERANCE = 1e-12  # float noise must not decide whether a ticket is "within epsilon"
 
@@ -446,7 +446,7 @@ def write_outputs(summary: dict, output_dir: str | Path, plots: bool = True) -> 
 
 
 def plot_summary(summary: dict, out: Path) -> list[Path]:
-    from . import plots
+    from utils.analysis import plots
 
     written = []
     by_task: dict[tuple[str, str], list[dict]] = {}

@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from transformers import Trainer, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from .args import ExperimentTrainingArguments
-from .errors import UserError
-from .masks import BoundMask, Mask
-from .progress import bars_wanted, progress_bar
-from .pruning import prunable_weights
-from .tracking import RunTracker, accelerator_tracking_kwargs, eval_scalars
+from utils.infra.args import ExperimentTrainingArguments
+from utils.infra.errors import UserError
+from utils.core.masks import BoundMask, Mask
+from utils.infra.progress import bars_wanted, progress_bar
+from utils.core.pruning import prunable_weights
+from utils.infra.tracking import RunTracker, accelerator_tracking_kwargs, eval_scalars
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class MaskedTrainer:
         return self.accelerator.is_main_process
 
     def print(self, *values: Any) -> None:
-        """A progress line (logger 'utils.training': --log_level on the main process, --log_level_replica else)."""
+        """A progress line (logger 'utils.core.training': --log_level on the main process, --log_level_replica else)."""
         logger.info(" ".join(str(v) for v in values))
 
     @property

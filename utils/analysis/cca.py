@@ -37,7 +37,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import UserError
+from utils.infra.errors import UserError
 
 
 def centered(x: np.ndarray) -> np.ndarray:

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PretrainedConfig
 
-from .args import DataArguments, ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments
-from .data import build_splits, load_split, map_examples, pad_multiple
-from .errors import UserError
-from .models import check_room_for_text, load_model, load_tokenizer
-from .training import TaskSetup
-from .xnli import FIELDS, label_ids
+from utils.infra.args import DataArguments, ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments
+from utils.infra.data import build_splits, load_split, map_examples, pad_multiple
+from utils.infra.errors import UserError
+from utils.infra.models import check_room_for_text, load_model, load_tokenizer
+from utils.core.training import TaskSetup
+from utils.tasks.xnli import FIELDS, label_ids
 
 LABEL_WORDS = ("entailment", "neutral", "contradiction")  # XNLI's label ids 0, 1, 2
 UNPARSEABLE = -1
@@ -104,7 +104,7 @@ def build_mt5_xnli(
 
     def encode(split: str, lang: str):
         raw = load_split(data_args, lang, split, FIELDS, default_hub="facebook/xnli")
-        raw = label_ids(raw, f"XNLI {lang} {split}")  # ids 0..2, or label words as in utils/xnli.py
+        raw = label_ids(raw, f"XNLI {lang} {split}")  # ids 0..2, or label words as in utils/tasks/xnli.py
         is_train = split == "train"
         target_length = data_args.max_target_length if is_train else data_args.eval_target_length
         return map_examples(

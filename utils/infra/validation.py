@@ -1,4 +1,4 @@
-"""Every flag's allowed values, checked once at parse time (utils.args.parse_args), with the range in the message.
+"""Every flag's allowed values, checked once at parse time (utils.infra.args.parse_args), with the range in the message.
 
 Rules are keyed by field name, so a flag means the same everywhere it appears (--max_seq_length for NER, XNLI and
 retrieval; --batch_size and --k for retrieval); cross-field rules follow. A value that is None means "not given"
@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any, Callable, Sequence
 
-from .errors import UserError
+from utils.infra.errors import UserError
 
 Rule = tuple[Callable[[Any], bool], str]  # (is the value allowed?, what is allowed)
 

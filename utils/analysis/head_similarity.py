@@ -1,5 +1,5 @@
 """Where do tickets differ? Jaccard per attention head and per FFN block, and each mask's language-specific weights
-(mask_similarity.py --by head; the masks are loaded and packed once by utils/similarity.py).
+(mask_similarity.py --by head; the masks are loaded and packed once by utils/analysis/similarity.py).
 
 - Head h of an attention block with H heads of size d = rows / H: rows h*d .. (h+1)*d - 1 of the query, key and
   value matrices (the head's own projections) and the same columns of the attention-output matrix (what it writes
@@ -22,10 +22,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import UserError, first_line
-from .io import write_json
-from .masks import common_model, layer_of, layer_sort_key, matrix_type
-from .similarity import PackedMask, _pair_stats, common_layout, csv_text, write_text
+from utils.infra.errors import UserError, first_line
+from utils.infra.io import write_json
+from utils.core.masks import common_model, layer_of, layer_sort_key, matrix_type
+from utils.analysis.similarity import PackedMask, _pair_stats, common_layout, csv_text, write_text
 
 FFN = "FFN"
 
@@ -181,7 +181,7 @@ def write_head_outputs(result: dict, out: Path, plots: bool = True) -> list[Path
 
 
 def plot_heads(result: dict, out: Path) -> list[Path]:
-    from . import plots
+    from utils.analysis import plots
 
     written = []
     blocks, units = result["blocks"], result["units"]

@@ -22,16 +22,16 @@ from transformers import set_seed
 
 from accelerate import PartialState
 
-from .args import IMPArguments, ExperimentTrainingArguments, config_dict
-from .errors import Interrupted, UserError
-from .io import save_tensors, write_json
-from .masks import Mask, safe_torch_load
-from .models import head_state_names
-from .outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, read_results, run_inputs
-from .progress import setup_logging
-from .pruning import magnitude_prune, sparsity_schedule
-from .tracking import eta_line, round_values
-from .training import MaskedTrainer, TaskSetup, format_metrics
+from utils.infra.args import IMPArguments, ExperimentTrainingArguments, config_dict
+from utils.infra.errors import Interrupted, UserError
+from utils.infra.io import save_tensors, write_json
+from utils.core.masks import Mask, safe_torch_load
+from utils.infra.models import head_state_names
+from utils.infra.outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, read_results, run_inputs
+from utils.infra.progress import setup_logging
+from utils.core.pruning import magnitude_prune, sparsity_schedule
+from utils.infra.tracking import eta_line, round_values
+from utils.core.training import MaskedTrainer, TaskSetup, format_metrics
 
 # Settings that change which masks IMP finds; a resumed run must match the interrupted one on all of them.
 _TRAINING_KEYS_THAT_SHAPE_MASKS = (
@@ -252,7 +252,7 @@ def run_imp(
             if k > 0:  # the results file now points at this round's head; the previous one is not needed
                 paths.carried_weights(k - 1).unlink(missing_ok=True)
         trainer.accelerator.wait_for_everyone()
-        trainer.tracker.log(round_values(entry, setup.metric), step=k)
+        trainer.tracker.log(round_values(entry, setup.metric), step=trainer.global_step)
         trainer.print(prefix + eta_line(k + 1, len(schedule), k + 1 - start, time.time() - loop_started))
 
     trainer.tracker.finish()

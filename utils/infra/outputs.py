@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from .errors import UserError
-from .io import read_json, remove_stale_temp_files
+from utils.infra.errors import UserError
+from utils.infra.io import read_json, remove_stale_temp_files
 
 IMP_RESULTS = "imp_results.json"
 FINETUNE_RESULTS = "finetune_results.json"
@@ -80,7 +80,7 @@ class RunPaths:
         return [p for p in candidates if p.exists()]
 
     def remove_stale_temp_files(self) -> list[Path]:
-        """Temporary files of writes a kill interrupted (see utils.io.atomic_write)."""
+        """Temporary files of writes a kill interrupted (see utils.infra.io.atomic_write)."""
         return remove_stale_temp_files(self.root, self.masks_dir, self.model_dir)
 
 
@@ -183,7 +183,7 @@ def _inside(path: Path, entry: Path) -> bool:
 
 def run_inputs(model_args, data_args, mask_path: Optional[str] = None) -> list[Path]:
     """The local files and folders a run reads: its mask (and metadata), data files and model folders."""
-    from .data import data_file
+    from utils.infra.data import data_file
 
     found: list[Path] = []
     if mask_path:

@@ -1,8 +1,8 @@
 """Which TrainingArguments flags these scripts honour; every other one given a non-default value is refused.
 
 transformers' TrainingArguments has over a hundred fields written for its Trainer. These scripts train with their
-own loop (utils.training.MaskedTrainer), so a flag that loop does not read must not be accepted silently: the user
-would believe a setting took effect. The policy lives here, once; utils.args applies it while parsing and hides the
+own loop (utils.core.training.MaskedTrainer), so a flag that loop does not read must not be accepted silently: the user
+would believe a setting took effect. The policy lives here, once; utils.infra.args applies it while parsing and hides the
 refused flags from --help.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from transformers import TrainingArguments
 
-from .errors import UserError
+from utils.infra.errors import UserError
 
 # TrainingArguments fields that utils/ reads (or that transformers itself applies while parsing, e.g. tf32).
 HONOURED = frozenset({

@@ -7,8 +7,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .errors import UserError
-from .masks import Mask, stack_of
+from utils.infra.errors import UserError
+from utils.core.masks import Mask, stack_of
 
 
 def prunable_weights(model: nn.Module) -> "OrderedDict[str, nn.Parameter]":

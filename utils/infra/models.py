@@ -10,8 +10,8 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, set_seed
 from transformers.utils import logging as hf_logging
 
-from .args import ModelArguments
-from .errors import UserError, first_line
+from utils.infra.args import ModelArguments
+from utils.infra.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 

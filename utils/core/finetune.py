@@ -5,14 +5,14 @@ from typing import Any, Callable, Optional
 
 from accelerate import PartialState
 
-from .args import ExperimentTrainingArguments, MaskArguments, config_dict
-from .errors import UserError
-from .io import write_json
-from .masks import Mask, read_mask_metadata
-from .outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, run_inputs
-from .progress import setup_logging
-from .pruning import oneshot_prune, random_prune
-from .training import MaskedTrainer, TaskSetup, format_metrics
+from utils.infra.args import ExperimentTrainingArguments, MaskArguments, config_dict
+from utils.infra.errors import UserError
+from utils.infra.io import write_json
+from utils.core.masks import Mask, read_mask_metadata
+from utils.infra.outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, run_inputs
+from utils.infra.progress import setup_logging
+from utils.core.pruning import oneshot_prune, random_prune
+from utils.core.training import MaskedTrainer, TaskSetup, format_metrics
 
 # Settings that say where and how a run is kept, not what it computes: a re-run differing only here is the same run.
 _BOOKKEEPING_KEYS = ("output_dir", "overwrite_output_dir", "discard_unfinished_run", "resume", "logging_dir",

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # no display on servers and in tests
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io import atomic_write  # noqa: E402
+from utils.infra.io import atomic_write  # noqa: E402
 
 _DPI = 130
 

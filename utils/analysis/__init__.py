@@ -1,0 +1,1 @@
+"""Analyses over masks and results: similarity, summaries, retrieval, representation similarity, plots."""

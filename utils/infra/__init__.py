@@ -1,0 +1,1 @@
+"""Infrastructure: arguments, files and paths, errors, model and data loading, logging, tracking."""

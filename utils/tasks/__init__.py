@@ -1,0 +1,1 @@
+"""One module per task: its arguments, data, model and metric."""
