@@ -175,7 +175,8 @@ def test_unfinished_run_with_other_settings_needs_the_explicit_flag(reference, t
 
 @pytest.mark.parametrize("case", ["file", "empty", "child_of_file", "masks_is_file", "no_disk", "read_only"])
 def test_outputs_are_checked_before_any_training(tiny_models, tmp_path, run_script, capsys, monkeypatch, case):
-    from utils.infra import outputs, training
+    from utils.core import training
+    from utils.infra import outputs
 
     monkeypatch.setattr(training.MaskedTrainer, "train", lambda *a, **k: pytest.fail("trained before the check"))
     target = tmp_path / "out"
