@@ -33,13 +33,14 @@ def in_repo(monkeypatch):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("ner_transfer", {"imp": 27, "transfer": 486, "baseline": 189, "similarity": 8, "summary": 1}),
+    ("ner_transfer", {"imp": 27, "transfer": 540, "consensus": 6, "baseline": 189, "similarity": 8, "summary": 1}),
     ("xnli_transfer", {"imp": 30, "transfer": 600, "baseline": 90, "similarity": 8, "summary": 1}),
     ("mlm_transfer", {"imp": 33, "transfer": 726, "baseline": 99, "similarity": 8, "summary": 1}),
     ("multilingual_ner", {"imp": 18, "transfer": 90, "baseline": 15, "similarity": 4, "summary": 1}),
     ("cross_task", {"imp": 72, "transfer": 72, "cross_task": 144, "similarity": 15, "retrieval": 4, "summary": 1}),
     ("mt5_xnli", {"imp": 30, "transfer": 300, "baseline": 30, "similarity": 4, "summary": 1}),
-    ("offline", {"imp": 4, "transfer": 8, "baseline": 8, "similarity": 3, "retrieval": 2, "summary": 1}),
+    ("offline", {"imp": 4, "transfer": 12, "consensus": 2, "baseline": 8, "similarity": 3, "retrieval": 2,
+                 "summary": 1}),
 ])
 def test_paper_study_files_derive_every_run(in_repo, name, expected):
     study = load_study(str(STUDIES / f"{name}.json"))
@@ -54,9 +55,14 @@ def test_paper_study_files_derive_every_run(in_repo, name, expected):
             assert run.config["output_dir"] == str(run.run_dir) and run.config["overwrite_output_dir"] is False
             assert not run.deps
         mask = run.config.get("mask_dir")
-        if mask:  # a fine-tuning run waits for exactly the IMP run whose mask it reads
+        if mask:  # a fine-tuning run waits for exactly the run whose mask it reads: IMP, or a consensus of IMP runs
             (dep,) = run.deps
-            assert Path(mask).parent.parent == study.runs[dep].run_dir and study.runs[dep].kind == "imp"
+            source = study.runs[dep]
+            if source.kind == "consensus":
+                assert Path(mask) == source.run_dir / "mask.pt" == Path(source.config["output"])
+                assert len(source.deps) >= 2 and all(study.runs[d].kind == "imp" for d in source.deps)
+            else:
+                assert Path(mask).parent.parent == source.run_dir and source.kind == "imp"
     summary = study.runs["summary"]
     assert summary.soft_deps and len(summary.deps) == sum(expected.get(k, 0) for k in
                                                            ("imp", "transfer", "baseline", "cross_task"))
@@ -145,6 +151,7 @@ def small_study(path: Path, tiny_models: Path, study_dir: Path, imp_overrides: d
     ner["imp_overrides"] = {**ner["imp_overrides"], **(imp_overrides or {})}
     study = {"name": "small", "study_dir": str(study_dir), "model": model, "seeds": [1], "overrides": FAST,
              "tasks": {"ner": ner, "broken": broken}, "transfer_sparsities": [50],
+             "consensus": [{"task": "ner", "operation": "intersection"}],
              "retrieval": {"pairs": ["en-fr"], "tsv": "data/parallel/{pair}.tsv", "max_sentences": 24,
                            "tasks": ["ner"], "dense": False}}
     path.write_text(json.dumps(study))

@@ -48,10 +48,23 @@ def centered(x: np.ndarray) -> np.ndarray:
     return x - x.mean(axis=0, keepdims=True)
 
 
+def _eps(x: np.ndarray) -> float:
+    return float(np.finfo(x.dtype).eps if np.issubdtype(x.dtype, np.floating) else np.finfo(np.float64).eps)
+
+
 def _tolerance(x: np.ndarray) -> float:
-    """Singular values below this are rounding noise: max(n, d) * eps of the input's precision * ||X||_F."""
-    eps = np.finfo(x.dtype).eps if np.issubdtype(x.dtype, np.floating) else np.finfo(np.float64).eps
-    return max(x.shape) * float(eps) * float(np.linalg.norm(np.asarray(x, dtype=np.float64)))
+    """A scale below which a side counts as constant: max(n, d) * eps of the input's precision * ||X||_F."""
+    return max(x.shape) * _eps(x) * float(np.linalg.norm(np.asarray(x, dtype=np.float64)))
+
+
+def _rank_tolerance(x: np.ndarray, singular_values: np.ndarray) -> float:
+    """Centred singular values below this are rounding noise: numpy's matrix_rank rule on the centred data
+    (max(n, d) * eps * s_max), and never below the noise that centring values of size max|x| leaves
+    (sqrt(n d) * eps * max|x|). Not ||X||_F of the uncentred data: a large mean (mBERT's outlier dimensions)
+    would then hide real directions of small variance."""
+    top = float(singular_values[0]) if singular_values.size else 0.0
+    magnitude = float(np.max(np.abs(x))) if x.size else 0.0
+    return max(max(x.shape) * _eps(x) * top, math.sqrt(x.shape[0] * x.shape[1]) * _eps(x) * magnitude)
 
 
 @dataclass
@@ -69,7 +82,7 @@ def principal_basis(x: np.ndarray, variance: Optional[float] = None, dims: Optio
     of the total (SVCCA's 0.99), or the top `dims`; both limits apply when both are given."""
     xc = centered(x)
     u, s, _ = np.linalg.svd(xc, full_matrices=False)
-    rank = int((s > _tolerance(np.asarray(x))).sum())
+    rank = int((s > _rank_tolerance(np.asarray(x), s)).sum())
     keep = rank
     if variance is not None and rank:
         if not 0.0 < variance <= 1.0:

@@ -124,7 +124,7 @@ def color_limits(finite: np.ndarray, center: Optional[float] = None) -> tuple[fl
     low, high = float(finite.min()), float(finite.max())
     if center is not None:
         spread = float(np.max(np.abs(finite - center)))
-        spread = spread if spread > 0 else 0.05 * max(1.0, abs(center))
+        spread = spread if spread > 1e-9 * max(1.0, abs(center)) else 0.05 * max(1.0, abs(center))  # float noise
         return center - spread, center + spread
     if low < high:
         return low, high

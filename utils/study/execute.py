@@ -324,14 +324,17 @@ def make_executor(study: Study):
 
 def prepare_run_dir(run: Run, decision: Decision) -> None:
     """Restart: delete the directory (only ever on --restart). Run again: remove what an unfinished run of the same
-    spec left (e.g. rewind weights of an IMP run killed before its first results), never a complete run's files.
-    Then record the spec and write the config."""
+    spec left (e.g. rewind weights of an IMP run killed before its first results), never a complete run's files;
+    an analysis that runs again loses the outputs that mark it complete first. Then record the spec and the config."""
     if decision.action == "restart" and run.run_dir.exists():
         shutil.rmtree(run.run_dir)
     elif decision.action == "run" and run.task_kind is not None and not is_complete(run):
         paths = RunPaths(run.run_dir)
         if paths.result_entries():
             clear_entries(paths, paths.result_entries())
+    elif decision.action == "run" and run.task_kind is None:  # an analysis: its old outputs must not look complete
+        for name in run.outputs:                              # if this run fails
+            (run.run_dir / name).unlink(missing_ok=True)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run.run_dir / CONFIG, run.config)
     write_json(run.run_dir / RECORD, {"id": run.id, "kind": run.kind, **run.spec, "deps": run.deps})

@@ -53,7 +53,7 @@ TASK_KINDS = {
                          (368_130, 45.0), (36_810, 15.0)),
 }
 TRAINING_KINDS = ("imp", "transfer", "baseline", "cross_task")
-ANALYSIS_KINDS = ("similarity", "retrieval", "summary")
+ANALYSIS_KINDS = ("consensus", "similarity", "retrieval", "summary")
 # Settings the study derives for every run; a base config's values are dropped, overrides may not set them.
 IMP_DERIVED = ("output_dir", "data_language", "seed", "overwrite_output_dir", "resume")
 FINETUNE_DERIVED = IMP_DERIVED + ("mask_dir", "pruning_type", "sparsity", "weight_init")
@@ -247,6 +247,7 @@ def derive_runs(study: Study) -> None:
     ft_options = {name: script_options(t.kind, "finetune") for name, t in study.tasks.items()
                   if t.finetune_base is not None}
     _add_transfers(study, ft_options)
+    _add_consensus(study, ft_options)
     _add_baselines(study, ft_options)
     _add_cross_task(study, ft_options)
     _add_similarity(study)
@@ -332,6 +333,36 @@ def _add_transfers(study: Study, options: dict) -> None:
                         dep, mask = _mask(study, name, source, seed, p)
                         _add_finetune(study, f"transfer/{name}/{pct(p)}/{source}_on_{target}/s{seed}", "transfer",
                                       task, target, seed, {"mask_dir": mask}, [dep], options[name])
+
+
+def _add_consensus(study: Study, options: dict) -> None:
+    """The consensus ("language-neutral") ticket: the languages' tickets of one seed combined by mask_ops.py and
+    re-pruned to the transfer sparsity, then fine-tuned on every target; a row of the transfer matrix."""
+    for i, entry in enumerate(study.raw.get("consensus", [])):
+        where = f"consensus[{i}]"
+        schema.check(entry, schema.CONSENSUS, f"{study.path}: {where}", ("task", "operation"))
+        task = _task(study, entry["task"], where)
+        languages = entry.get("languages", task.languages)
+        unknown = [lang for lang in languages if lang not in task.languages]
+        if unknown or len(languages) < 2:
+            raise UserError(f"{study.path}: {where}: needs 2 or more of the task's languages "
+                            f"({', '.join(task.languages)}), got {', '.join(languages)}")
+        if task.finetune_base is None:
+            raise UserError(f"{study.path}: {where}: task {task.name} has no 'finetune_config'")
+        operation = entry["operation"]
+        for p in study.sparsities:
+            for seed in study.seeds:
+                run_id = f"consensus/{task.name}/{operation}/{pct(p)}/s{seed}"
+                masks = [_mask(study, task.name, lang, seed, p) for lang in languages]
+                run_dir = study.study_dir / run_id
+                config = {"operation": operation, "masks": [m for _, m in masks], "output": str(run_dir / "mask.pt"),
+                          "sparsity": p}
+                study.add(Run(run_id, "consensus", "mask_ops.py", config, run_dir, [d for d, _ in masks],
+                              outputs=["mask.pt"]))
+                for target in entry.get("targets", task.languages):
+                    _add_finetune(study, f"transfer/{task.name}/{pct(p)}/{operation}_on_{target}/s{seed}",
+                                  "transfer", task, target, seed, {"mask_dir": str(run_dir / "mask.pt")}, [run_id],
+                                  options[task.name])
 
 
 def _add_baselines(study: Study, options: dict) -> None:

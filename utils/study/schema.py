@@ -11,7 +11,8 @@ from utils.infra.errors import UserError
 TOP_LEVEL = {
     "name": "str", "description": "str", "study_dir": "str", "model": "str", "seeds": "list[int]", "tasks": "dict",
     "overrides": "dict", "transfer_sparsities": "list[number]", "transfer": ("all", "own", "none"),
-    "baselines": "list[str]", "multilingual": "list[dict]", "cross_task": "list[dict]", "similarity": "bool",
+    "baselines": "list[str]", "multilingual": "list[dict]", "consensus": "list[dict]", "cross_task": "list[dict]",
+    "similarity": "bool",
     "retrieval": "dict", "executor": "dict", "steps_per_second": "dict",
 }
 REQUIRED_TOP_LEVEL = ("name", "seeds", "tasks")
@@ -22,6 +23,8 @@ TASK = {
 }
 REQUIRED_TASK = ("imp_config", "languages")
 MULTILINGUAL = {"task": "str", "languages": "list[str]"}
+CONSENSUS = {"task": "str", "operation": ("majority", "intersection", "union"), "languages": "list[str]",
+             "targets": "list[str]"}
 CROSS_TASK = {"source": "str", "target": "str"}
 RETRIEVAL = {
     "pairs": "list[str]", "tasks": "list[str]", "tsv": "str", "dataset_name": "str", "dataset_config": "str",
