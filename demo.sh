@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Offline demo: the paper's pipeline as one study (configs/studies/offline.json) on the tiny model and the bundled
-# WikiANN-format samples: NER tickets for English and French (two seeds each), every 50% ticket fine-tuned on both
-# languages, dense and random baselines, ticket similarity, en-fr retrieval per layer, a summary and a report.
+# WikiANN-format samples: NER tickets for English and French (two seeds each), every 50% ticket and their consensus
+# ticket fine-tuned on both languages, dense and random baselines, ticket similarity, en-fr retrieval per layer, a summary and a report.
 # Outputs go to runs/studies/offline/ (report.md there). Running it again skips what is complete.
 set -euo pipefail
 cd "$(dirname "$0")"
