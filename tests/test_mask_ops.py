@@ -22,7 +22,7 @@ def _mask(*rows: str) -> Mask:
 
 
 def _bits(mask: Mask) -> list[str]:
-    return ["".join("1" if v else "0" for v in row) for t in mask.tensors.values() for row in t.tolist()]
+    return ["".join("1" if v else "0" for v in row) for t in mask.values() for row in t.tolist()]
 
 
 def test_set_operations_on_known_masks():
@@ -52,7 +52,7 @@ def test_reprune_is_exact_and_ranks_by_magnitude(bert_tagger):
     magnitude = {n: w.detach().abs() for n, w in weights.items()}
 
     def kept_values(mask: Mask, where: Mask, keep: bool) -> torch.Tensor:
-        return torch.cat([magnitude[n][(t == keep) & where.tensors[n]] for n, t in mask.tensors.items()])
+        return torch.cat([magnitude[n][(t == keep) & where[n]] for n, t in mask.items()])
 
     union = combine([a, b], "union")  # about 75% dense: re-pruning removes its smallest weights
     down, change = reprune(union, weights, 0.5)
@@ -63,7 +63,7 @@ def test_reprune_is_exact_and_ranks_by_magnitude(bert_tagger):
     up, change = reprune(inter, weights, 0.5)
     assert up.num_kept == total - round(0.5 * total) and change["added"] == up.num_kept - inter.num_kept
     assert inter.is_subset_of(up)
-    outside = Mask(OrderedDict((n, ~t) for n, t in inter.tensors.items()))
+    outside = Mask(OrderedDict((n, ~t) for n, t in inter.items()))
     assert kept_values(up, outside, True).min() >= kept_values(up, outside, False).max()
 
 
@@ -74,10 +74,10 @@ def test_masks_of_different_models_stop_with_one_line(tmp_path, bert_classifier,
     for name, mask in (("xnli", xnli), ("ner", ner), ("t5", t5)):
         mask.save(tmp_path / f"{name}.pt")
     aligned, notes = load_aligned([str(tmp_path / "xnli.pt"), str(tmp_path / "ner.pt")])
-    assert list(aligned[0].tensors) == list(ner.tensors) and "pooler" in notes[0]
+    assert list(aligned[0]) == list(ner) and "pooler" in notes[0]
     with pytest.raises(UserError, match="different models"):
         load_aligned([str(tmp_path / "ner.pt"), str(tmp_path / "t5.pt")])
-    wide = OrderedDict((n, torch.ones(t.shape[0], t.shape[1] + 1, dtype=torch.bool)) for n, t in ner.tensors.items())
+    wide = OrderedDict((n, torch.ones(t.shape[0], t.shape[1] + 1, dtype=torch.bool)) for n, t in ner.items())
     Mask(wide).save(tmp_path / "wide.pt")
     with pytest.raises(UserError, match=r"different models: .* is \(16, 17\)"):
         load_aligned([str(tmp_path / "ner.pt"), str(tmp_path / "wide.pt")])

@@ -51,20 +51,20 @@ def load_aligned(paths: Sequence[str]) -> tuple[list[Mask], list[str]]:
     scripts keep a missing pooler dense); any other difference in names or shapes means different models."""
     masks = [Mask.load(path) for path in paths]
     notes: list[str] = []
-    names = [n for n in masks[0].tensors if all(n in m.tensors for m in masks)]
+    names = [n for n in masks[0] if all(n in m for m in masks)]
     for path, mask in zip(paths, masks):
-        extra = [n for n in mask.tensors if n not in names]
+        extra = [n for n in mask if n not in names]
         if any(matrix_type(n) != "pooler" for n in extra):
             other = next(n for n in extra if matrix_type(n) != "pooler")
             raise UserError(f"the masks are of different models: {path} has {other}, which "
-                            f"{next(p for p, m in zip(paths, masks) if other not in m.tensors)} lacks")
+                            f"{next(p for p, m in zip(paths, masks) if other not in m)} lacks")
         if extra:
             notes.append(f"{path}: {', '.join(extra)} not in every mask; left out (a missing pooler stays dense)")
         for name in names:
-            if mask.tensors[name].shape != masks[0].tensors[name].shape:
-                raise UserError(f"the masks are of different models: {name} is {tuple(mask.tensors[name].shape)} "
-                                f"in {path} but {tuple(masks[0].tensors[name].shape)} in {paths[0]}")
-    return [Mask(OrderedDict((n, m.tensors[n]) for n in names)) for m in masks], notes
+            if mask[name].shape != masks[0][name].shape:
+                raise UserError(f"the masks are of different models: {name} is {tuple(mask[name].shape)} "
+                                f"in {path} but {tuple(masks[0][name].shape)} in {paths[0]}")
+    return [Mask(OrderedDict((n, m[n]) for n in names)) for m in masks], notes
 
 
 def combine(masks: Sequence[Mask], operation: str, min_count: Optional[int] = None) -> Mask:
@@ -77,8 +77,8 @@ def combine(masks: Sequence[Mask], operation: str, min_count: Optional[int] = No
     if operation == "majority" and not 1 <= needed <= len(masks):
         raise UserError(f"--min_count must be between 1 and {len(masks)}, got {needed}")
     result = OrderedDict()
-    for name in masks[0].tensors:
-        stack = torch.stack([m.tensors[name] for m in masks])
+    for name in masks[0]:
+        stack = torch.stack([m[name] for m in masks])
         if operation == "intersection":
             result[name] = stack.all(dim=0)
         elif operation == "union":
@@ -115,7 +115,7 @@ def reprune(mask: Mask, weights, sparsity: float) -> tuple[Mask, dict]:
     """Exactly round(sparsity x N) weights removed, by |w|: within the mask when it is denser, else the mask plus
     the largest weights outside it. Returns the new mask and {'added', 'removed'}."""
     check_sparsity(sparsity)
-    for name, tensor in mask.tensors.items():
+    for name, tensor in mask.items():
         if tuple(weights[name].shape) != tuple(tensor.shape):
             raise UserError(f"the checkpoint's {name} is {tuple(weights[name].shape)}, the masks' "
                             f"{tuple(tensor.shape)}: the masks are of another model")
@@ -124,10 +124,10 @@ def reprune(mask: Mask, weights, sparsity: float) -> tuple[Mask, dict]:
     if kept >= target:
         new = magnitude_prune(weights, mask, sparsity)
         return new, {"added": 0, "removed": kept - target}
-    outside = Mask(OrderedDict((n, ~t) for n, t in mask.tensors.items()))
+    outside = Mask(OrderedDict((n, ~t) for n, t in mask.items()))
     need = target - kept
     chosen = magnitude_prune(weights, outside, (total - need) / total)  # keeps the `need` largest outside the mask
-    new = Mask(OrderedDict((n, t | chosen.tensors[n]) for n, t in mask.tensors.items()))
+    new = Mask(OrderedDict((n, t | chosen[n]) for n, t in mask.items()))
     return new, {"added": need, "removed": 0}
 
 
@@ -175,7 +175,7 @@ def run_mask_ops(args: MaskOpsArguments) -> dict:
         if not checkpoint:
             raise UserError("--sparsity needs --checkpoint (the model whose weight magnitudes rank the candidates): "
                             "the masks' metadata name none")
-        result, change = reprune(result, checkpoint_weights(checkpoint, list(result.tensors)), sparsity)
+        result, change = reprune(result, checkpoint_weights(checkpoint, list(result)), sparsity)
         repruned = {"sparsity": sparsity, "checkpoint": checkpoint, **change}
         how = (f"{change['removed']:,} smallest removed" if change["removed"]
                else f"{change['added']:,} largest outside it added")

@@ -98,8 +98,8 @@ class PackedMask:
 
 def pack_mask(mask: Mask, label: str = "", path: str = "", metadata: Optional[dict] = None) -> PackedMask:
     """Pack a Mask's bool tensors into bits (padding bits are zero, so they never count as kept)."""
-    names = list(mask.tensors)
-    shapes = [tuple(mask.tensors[n].shape) for n in names]
+    names = list(mask)
+    shapes = [tuple(mask[n].shape) for n in names]
     numel = np.array([int(np.prod(s)) if s else 1 for s in shapes], dtype=np.int64)
     nwords = (numel + 63) // 64
     starts = np.zeros(len(names) + 1, dtype=np.int64)
@@ -107,7 +107,7 @@ def pack_mask(mask: Mask, label: str = "", path: str = "", metadata: Optional[di
     words = np.zeros(int(starts[-1]), dtype=np.uint64)
     as_bytes = words.view(np.uint8)
     for i, name in enumerate(names):
-        bits = np.packbits(mask.tensors[name].numpy().ravel())
+        bits = np.packbits(mask[name].numpy().ravel())
         begin = int(starts[i]) * 8
         as_bytes[begin: begin + bits.size] = bits
     kept = _sum_per_matrix(np.bitwise_count(words), starts)
@@ -126,7 +126,7 @@ def _sum_per_matrix(counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
 def load_packed(path: str | Path, label: str = "") -> PackedMask:
     """Load a mask file once and pack it; the bool tensors are dropped right away to keep memory low."""
     mask = Mask.load(path)
-    if not mask.tensors:
+    if not mask:
         raise UserError(f"{path} holds an empty mask")
     return pack_mask(mask, label, str(path), read_mask_metadata(path))
 

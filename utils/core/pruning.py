@@ -89,17 +89,17 @@ def magnitude_prune(
     is nested in the old one.
     """
     check_sparsity(sparsity)
-    new = OrderedDict((n, t.clone()) for n, t in mask.tensors.items())
+    new = OrderedDict((n, t.clone()) for n, t in mask.items())
     for names in _groups(weights, scope):
-        total = sum(mask.tensors[n].numel() for n in names)
-        kept = sum(int(mask.tensors[n].sum()) for n in names)
+        total = sum(mask[n].numel() for n in names)
+        kept = sum(int(mask[n].sum()) for n in names)
         to_remove = round(sparsity * total) - (total - kept)
         if to_remove < 0:
             raise ValueError(f"mask is already sparser ({1 - kept / total:.4f}) than the target {sparsity:.4f}")
         if to_remove == 0:
             continue
         device = weights[names[0]].device
-        kept_masks = {n: mask.tensors[n].to(device) for n in names}
+        kept_masks = {n: mask[n].to(device) for n in names}
         if kept == total:  # nothing pruned yet (first round, one-shot): skip the costly boolean indexing
             scores = torch.cat([weights[n].detach().abs().float().flatten() for n in names])
         else:
