@@ -152,7 +152,12 @@ def read_imp_results(path: str | Path) -> ImpResults:
 
 
 def read_finetune_results(path: str | Path) -> FinetuneResults:
-    return _build(FinetuneResults, read_results(path), path)
+    return finetune_results_from(read_results(path), path)
+
+
+def finetune_results_from(data: dict[str, Any], path: str | Path = "results") -> FinetuneResults:
+    """An (upgraded) fine-tuning results dict as typed results."""
+    return _build(FinetuneResults, data, path)
 
 
 def imp_results_from(data: dict[str, Any], path: str | Path = "results") -> ImpResults:
