@@ -176,7 +176,7 @@ def test_lt_pretrain_end_to_end(run_script, mlm_args, tmp_path):
     assert [r["sparsity"] for r in results["rounds"]] == pytest.approx([0.0, 0.25, 0.5])
     for entry in results["rounds"]:
         values = entry["eval"]["en"]
-        assert entry["metric"] == values["perplexity"] == pytest.approx(math.exp(values["loss"]))
+        assert entry["headline"] == values["perplexity"] == pytest.approx(math.exp(values["loss"]))
         assert 0.0 <= values["accuracy"] <= 1.0
     assert json.loads((tmp_path / "imp" / "imp_results.json").read_text())["complete"]
     for sparsity in (25, 50):

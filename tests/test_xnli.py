@@ -85,7 +85,7 @@ def test_lt_xnli_end_to_end(run_script, xnli_args, tmp_path):
     assert results["complete"] and results["metric"] == "accuracy" and results["greater_is_better"] is True
     assert [r["sparsity"] for r in results["rounds"]] == pytest.approx([0.0, 0.25, 0.5])
     for entry in results["rounds"]:
-        assert set(entry["eval"]) == {"fr", "en", "average"} and 0.0 <= entry["metric"] <= 1.0
+        assert set(entry["eval"]) == {"fr", "en", "average"} and 0.0 <= entry["headline"] <= 1.0
         assert entry["eval"]["fr"]["loss"] > 0
     saved = json.loads((tmp_path / "imp" / "imp_results.json").read_text())
     assert saved["task"] == "xnli" and len(saved["rounds"]) == 3

@@ -20,7 +20,8 @@ import numpy as np
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
 from utils.core.masks import source_name
-from utils.infra.outputs import ANALYSIS_OUTPUTS, FINETUNE_RESULTS, IMP_RESULTS, prepare_analysis_dir, read_results, remove_unwritten
+from utils.infra.outputs import ANALYSIS_OUTPUTS, FINETUNE_RESULTS, IMP_RESULTS, prepare_analysis_dir, remove_unwritten
+from utils.infra.results_schema import read_finetune_results, read_imp_results
 from utils.analysis.similarity import csv_text, write_text
 
 TOLERANCE = 1e-12  # float noise must not decide whether a ticket is "within epsilon"
@@ -92,12 +93,6 @@ class FinetuneRun:
         return f"{self.task}/{'+'.join(self.languages)}"
 
 
-def _require(data: dict, path: Path, keys: Sequence[str]) -> None:
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}: is it a results file of this project?")
-
-
 def _languages(value: Any) -> list[str]:
     if isinstance(value, str):
         return [part for part in value.split(",") if part]
@@ -110,31 +105,22 @@ def _number(value: Any) -> Optional[float]:
 
 
 def read_imp_run(path: Path) -> ImpRun:
-    data = read_results(path)
-    _require(data, path, ("task", "languages", "metric", "rounds"))
-    rounds = []
-    for entry in data["rounds"]:
-        rounds.append({
-            "round": int(entry.get("round", len(rounds))),
-            "sparsity": float(entry.get("sparsity", 0.0)),
-            "metric": _number(entry.get("metric")),
-            "eval": entry.get("eval") or {},
-        })
-    return ImpRun(str(path), data["task"], _languages(data["languages"]), str(data.get("model", "")),
-                  data.get("seed"), data["metric"], bool(data.get("greater_is_better", True)), rounds,
-                  bool(data.get("complete", False)))
+    data = read_imp_results(path)
+    rounds = [{"round": int(entry.round), "sparsity": float(entry.sparsity), "metric": _number(entry.headline),
+               "eval": entry.eval or {}} for entry in data.rounds]
+    return ImpRun(str(path), data.task, _languages(data.languages), str(data.model or ""), data.seed, data.metric,
+                  bool(data.greater_is_better), rounds, bool(data.complete))
 
 
 def read_finetune_run(path: Path) -> FinetuneRun:
-    data = read_results(path)
-    _require(data, path, ("task", "train_languages", "metric", "eval"))
-    kind = data.get("pruning_type", "lth")
-    mask = data.get("mask") or {}
+    data = read_finetune_results(path)
+    kind = data.pruning_type
+    mask = data.mask or {}
     meta = mask.get("source") or {}
     source_task, source_languages = meta.get("task"), _languages(meta.get("languages"))
     sparsity = _number(meta.get("sparsity")) if kind == "lth" else None
     if sparsity is None:
-        sparsity = _number(data.get("sparsity")) or 0.0
+        sparsity = _number(data.sparsity) or 0.0
     if kind == "lth":
         if source_name(meta):
             source = source_name(meta)
@@ -142,13 +128,11 @@ def read_finetune_run(path: Path) -> FinetuneRun:
             source = f"mask:{mask.get('path', '?')}"
     else:
         source = {"none": "dense"}.get(kind, kind)
-    random_init = data.get("weight_init", "pre") == "rand"
-    if random_init:  # BERT-Tickets' control: the same mask on randomly initialised weights
+    if data.weight_init == "rand":  # BERT-Tickets' control: the same mask on randomly initialised weights
         source += " (random init)"
-    headline = _number(data.get("headline"))
-    return FinetuneRun(str(path), data["task"], _languages(data["train_languages"]), str(data.get("model", "")),
-                       data.get("seed"), kind, source, source_task, source_languages, sparsity, data["metric"],
-                       bool(data.get("greater_is_better", True)), headline, data.get("eval") or {})
+    return FinetuneRun(str(path), data.task, _languages(data.languages), str(data.model or ""), data.seed, kind,
+                       source, source_task, source_languages, sparsity, data.metric, bool(data.greater_is_better),
+                       _number(data.headline), data.eval or {})
 
 
 def find_runs(dirs: Sequence[str | Path]) -> tuple[list[ImpRun], list[FinetuneRun]]:
