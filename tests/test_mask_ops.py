@@ -126,3 +126,28 @@ def test_consensus_ticket_trains_under_ner_fine_tune(tmp_path, tiny_models, run_
     with pytest.raises(SystemExit):
         run_script("mask_ops.py", "--operation", "difference", "--masks", paths[0], "--output", str(tmp_path / "d.pt"))
     assert "--masks must be two or more mask files" in capsys.readouterr().err
+
+
+def test_reprune_per_stack_brings_each_stack_to_the_sparsity():
+    """Encoder fully kept, decoder 25% kept; to 50% per stack: the encoder's 4 smallest go and the decoder's 2
+    largest outside it come back. One global ranking would instead remove the two 1.0s (one per stack) only."""
+    weights = OrderedDict([("encoder.block.0.w.weight", torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])),
+                           ("decoder.block.0.w.weight", torch.tensor([[8.0, 1.0, 7.0, 2.0], [3.0, 6.0, 4.0, 5.0]]))])
+    mask = Mask(OrderedDict([("encoder.block.0.w.weight", torch.ones(2, 4, dtype=torch.bool)),
+                             ("decoder.block.0.w.weight", torch.tensor([[False, True, False, False],
+                                                                        [True, False, False, False]]))]))
+    new, change = reprune(mask, weights, 0.5, "per_stack")
+    assert _bits(new) == ["0000", "1111", "1110", "1000"] and change == {"added": 2, "removed": 4}
+    assert new.per_stack() == {"encoder": 0.5, "decoder": 0.5}
+    globally, change = reprune(mask, weights, 0.5)
+    assert change == {"added": 0, "removed": 2} and globally.per_stack() == {"encoder": 0.125, "decoder": 0.875}
+
+
+def test_prune_scope_defaults_to_the_sources():
+    from utils.analysis.mask_ops import prune_scope_of
+
+    assert prune_scope_of([{"prune_scope": "per_stack"}, {"prune_scope": "per_stack"}], None) == "per_stack"
+    assert prune_scope_of([{"task": "ner"}, {}], None) == "global"
+    assert prune_scope_of([{"prune_scope": "per_stack"}], "global") == "global"
+    with pytest.raises(UserError, match="different scopes"):
+        prune_scope_of([{"prune_scope": "per_stack"}, {"prune_scope": "global"}], None)

@@ -67,7 +67,8 @@ def sparsity_schedule(prune_rate: float, target_sparsity: float, kind: str = "li
     return schedule
 
 
-def _groups(weights: Mapping[str, torch.Tensor], scope: str) -> list[list[str]]:
+def scope_groups(weights: Mapping[str, torch.Tensor], scope: str) -> list[list[str]]:
+    """The names that are ranked together under --prune_scope: all of them, or one group per encoder/decoder stack."""
     if scope == "global":
         return [list(weights)]
     if scope == "per_stack":
@@ -90,7 +91,7 @@ def magnitude_prune(
     """
     check_sparsity(sparsity)
     new = OrderedDict((n, t.clone()) for n, t in mask.items())
-    for names in _groups(weights, scope):
+    for names in scope_groups(weights, scope):
         total = sum(mask[n].numel() for n in names)
         kept = sum(int(mask[n].sum()) for n in names)
         to_remove = round(sparsity * total) - (total - kept)
@@ -133,7 +134,7 @@ def random_prune(
     check_sparsity(sparsity)
     generator = torch.Generator().manual_seed(seed)
     new = OrderedDict((n, torch.ones(w.shape, dtype=torch.bool)) for n, w in weights.items())
-    for names in _groups(weights, scope):
+    for names in scope_groups(weights, scope):
         sizes = [weights[n].numel() for n in names]
         total = sum(sizes)
         flat = torch.ones(total, dtype=torch.bool)
