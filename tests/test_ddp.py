@@ -66,7 +66,7 @@ def writer(module, name):
         return original(path, *args, **kwargs)
     setattr(module, name, wrapped)
 for module in (imp, masks):
-    for name in ("atomic_write", "write_json"):
+    for name in ("atomic_write", "write_json", "write_results"):
         if hasattr(module, name):
             writer(module, name)
 
