@@ -229,12 +229,7 @@ def train_round(trainer: MaskedTrainer, paths: RunPaths, rounds: Rounds, state: 
     if state.carried is not None:  # --rewind_scope body: the head goes on from where the last round left it
         trainer.load_subset(state.carried)
     checksum = trainer.mask_checksums_agree()
-    on_step = None
-    if k == 0 and rounds.imp_args.rewind_step > 0:
-        def on_step(step: int) -> None:  # the rewind point: the weights after `rewind_step` steps of round 0
-            if step == rounds.imp_args.rewind_step:
-                state.snapshot = trainer.snapshot()
-                _save_rewind_weights(trainer, paths, state.snapshot)
+    on_step = _rewind_point(trainer, paths, state, rounds.imp_args.rewind_step) if k == 0 else None
     stats = trainer.train(rounds.round_steps, seed=rounds.seed + k, on_step=on_step, log_prefix=rounds.prefix(k),
                           schedule_steps=rounds.lr_steps)
     evaluation = trainer.evaluate() if rounds.do_eval else {}
@@ -243,6 +238,20 @@ def train_round(trainer: MaskedTrainer, paths: RunPaths, rounds: Rounds, state: 
     return ImpRound(round=k, sparsity=state.mask.sparsity, headline=trainer.headline(evaluation) if evaluation else None,
                     eval=evaluation, steps=stats["steps"], train_loss=stats["train_loss"], seconds=stats["seconds"],
                     history=stats["history"], mask_checksum=checksum)
+
+
+def _rewind_point(trainer: MaskedTrainer, paths: RunPaths, state: ImpState,
+                  rewind_step: int) -> Optional[Callable[[int], None]]:
+    """With --rewind_step > 0: a step hook for round 0 that takes (and saves) the rewind weights at that step."""
+    if rewind_step <= 0:
+        return None
+
+    def on_step(step: int) -> None:
+        if step == rewind_step:
+            state.snapshot = trainer.snapshot()
+            _save_rewind_weights(trainer, paths, state.snapshot)
+
+    return on_step
 
 
 def prune_and_save(trainer: MaskedTrainer, paths: RunPaths, rounds: Rounds, state: ImpState, k: int,
