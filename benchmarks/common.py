@@ -178,27 +178,28 @@ class Stepper:
         from transformers import get_scheduler
 
         from utils.core.pruning import prunable_weights
-        from utils.core.training import build_optimizer
+        from utils.core.training import build_optimizer, masked_optimizer_step
 
         self.model, self.variant, self.autocast = model, variant, autocast
         self.device = next(model.parameters()).device
         weights = prunable_weights(model)
-        self.mask = None
+        self.mask, self.bound = None, None  # bound: the mask MaskedTrainer's step applies ('ours' only)
         if variant in ("ours", "prune_hooks"):
-            self.mask = half_mask(weights, sparsity).to(self.device)
+            self.mask = half_mask(weights, sparsity)
         if variant == "ours":
             self.bound = self.mask.bind(weights)  # exactly what MaskedTrainer does
             self.bound.apply_to_weights()
         elif variant == "prune_hooks":
             modules = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
-            for name, tensor in self.mask.tensors.items():
-                prune.custom_from_mask(modules[name.removesuffix(".weight")], "weight", tensor.float())
+            for name, tensor in self.mask.items():
+                prune.custom_from_mask(modules[name.removesuffix(".weight")], "weight", tensor.to(self.device).float())
         elif variant != "dense":
             raise ValueError(variant)
         args = training_args("/tmp/unused-benchmark-output", use_cpu=self.device.type == "cpu")
         self.optimizer = build_optimizer(model, args)
         self.scheduler = get_scheduler("linear", self.optimizer, num_warmup_steps=0, num_training_steps=steps)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer_step = masked_optimizer_step  # MaskedTrainer's step, so the benchmark times exactly it
         model.train()
 
     def step(self, batch: dict) -> torch.Tensor:
@@ -208,14 +209,8 @@ class Stepper:
         else:
             loss = self.model(**batch).loss
         loss.backward()
-        if self.variant == "ours":
-            self.bound.apply_to_grads()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.variant == "ours":
-            self.bound.apply_to_weights()
+        self.optimizer_step(self.optimizer, self.scheduler, self.bound,
+                            lambda: torch.nn.utils.clip_grad_norm_(self.params, 1.0))
         return loss.detach()
 
 

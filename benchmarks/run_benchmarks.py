@@ -259,7 +259,7 @@ def bench_masks(cfg: dict, workdir: Path) -> dict:
     for module, name in targets:
         prune.remove(module, name)
     # the original's file: state-dict key + '_mask' -> float32 0/1 tensor
-    original_float = {n + MASK_SUFFIX: t.float() for n, t in half.tensors.items()}
+    original_float = {n + MASK_SUFFIX: t.float() for n, t in half.items()}
 
     files = {"ours: bool (default)": workdir / "bool.pt", "ours: packed (--mask_format packed)": workdir / "packed.pt",
              "original: float32 0/1": workdir / "original.pt"}

@@ -185,7 +185,7 @@ def test_packed_mask_without_checksum_loads_with_one_warning(tmp_path, capsys):
     loaded = Mask.load(tmp_path / "m.pt")
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: ") and "no sha256" in err[0]
-    assert torch.equal(loaded.tensors["w.weight"], mask.tensors["w.weight"])
+    assert torch.equal(loaded["w.weight"], mask["w.weight"])
     (tmp_path / "m.json").unlink()
     Mask.load(tmp_path / "m.pt")
     assert "loaded without an integrity check" in capsys.readouterr().err

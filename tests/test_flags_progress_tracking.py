@@ -167,7 +167,7 @@ def test_tensorboard_scalars_read_back(tiny_models, tmp_path, monkeypatch):
     round_ends = [10 * (k + 1) for k in range(len(rounds))]  # logged at the run's step (wandb needs it monotonic)
     assert scalars("imp/round") == list(zip(round_ends, range(len(rounds))))
     assert scalars("imp/sparsity") == [(s, pytest.approx(r["sparsity"], rel=1e-6)) for s, r in zip(round_ends, rounds)]
-    assert scalars("imp/f1") == [(s, pytest.approx(r["metric"])) for s, r in zip(round_ends, rounds)]
+    assert scalars("imp/f1") == [(s, pytest.approx(r["headline"])) for s, r in zip(round_ends, rounds)]
     assert "imp/mask_checksum/text_summary" in events.Tags()["tensors"]
     hparams = list((tmp_path / "tb" / "ner-en").glob("*/hparams.yml"))
     assert len(hparams) == 1 and "learning_rate: 0.003" in hparams[0].read_text()
@@ -206,7 +206,7 @@ def test_compiled_and_checkpointed_runs_match_a_plain_run(tiny_models, tmp_path,
         for mine, reference in zip(run["rounds"], plain["rounds"]):
             assert mine["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-3)
             assert mine["eval"]["en"]["loss"] == pytest.approx(reference["eval"]["en"]["loss"], rel=1e-3)
-            assert mine["metric"] == pytest.approx(reference["metric"], abs=0.02)
+            assert mine["headline"] == pytest.approx(reference["headline"], abs=0.02)
     assert compiled["config"]["torch_compile"] and checkpointed["config"]["activation_checkpointing"]
     same_order = _imp(tiny_models, tmp_path / "data_seed_1", "--data_seed", "1", "--pad_to_max_length",
                       "--max_seq_length", "32")  # --seed is 1 too: the same batches, the same run

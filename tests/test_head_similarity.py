@@ -35,10 +35,11 @@ def test_jaccard_per_head_has_known_values(bert_tagger):
     attention output (16 x 8): 512 weights. B keeps of them only head 0's query rows (128): Jaccard 1/4 there,
     1 for every other head and FFN block."""
     full = Mask.ones_like(prunable_weights(bert_tagger))
-    b = Mask(OrderedDict((n, t.clone()) for n, t in full.tensors.items()))
+    tensors = OrderedDict((n, t.clone()) for n, t in full.items())
     for kind in ("attention.self.key", "attention.self.value"):
-        b.tensors[f"bert.encoder.layer.0.{kind}.weight"][:8] = False
-    b.tensors["bert.encoder.layer.0.attention.output.dense.weight"][:, :8] = False
+        tensors[f"bert.encoder.layer.0.{kind}.weight"][:8] = False
+    tensors["bert.encoder.layer.0.attention.output.dense.weight"][:, :8] = False
+    b = Mask(tensors)
     result = head_analysis([pack_mask(full, "a"), pack_mask(b, "b")], heads=2)
     assert result["blocks"] == ["encoder.0", "encoder.1", "encoder.2"]
     assert result["units"] == ["head 0", "head 1", "FFN"]
@@ -58,9 +59,9 @@ def test_language_specific_shares_match_a_direct_count(bert_tagger):
     for i, mask in enumerate(masks):
         others = [m for j, m in enumerate(masks) if j != i]
         for layer in ("encoder.0", "encoder.1", "encoder.2"):
-            names = [n for n in mask.tensors if layer_of(n) == layer]
-            only = sum(int((mask.tensors[n] & ~others[0].tensors[n] & ~others[1].tensors[n]).sum()) for n in names)
-            kept = sum(int(mask.tensors[n].sum()) for n in names)
+            names = [n for n in mask if layer_of(n) == layer]
+            only = sum(int((mask[n] & ~others[0][n] & ~others[1][n]).sum()) for n in names)
+            kept = sum(int(mask[n].sum()) for n in names)
             cell = result["per_layer"][str(i)][layer]
             assert (cell["specific"], cell["kept"]) == (only, kept) and cell["share"] == only / kept
         overall = result["overall"][str(i)]

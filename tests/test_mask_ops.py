@@ -22,7 +22,7 @@ def _mask(*rows: str) -> Mask:
 
 
 def _bits(mask: Mask) -> list[str]:
-    return ["".join("1" if v else "0" for v in row) for t in mask.tensors.values() for row in t.tolist()]
+    return ["".join("1" if v else "0" for v in row) for t in mask.values() for row in t.tolist()]
 
 
 def test_set_operations_on_known_masks():
@@ -52,7 +52,7 @@ def test_reprune_is_exact_and_ranks_by_magnitude(bert_tagger):
     magnitude = {n: w.detach().abs() for n, w in weights.items()}
 
     def kept_values(mask: Mask, where: Mask, keep: bool) -> torch.Tensor:
-        return torch.cat([magnitude[n][(t == keep) & where.tensors[n]] for n, t in mask.tensors.items()])
+        return torch.cat([magnitude[n][(t == keep) & where[n]] for n, t in mask.items()])
 
     union = combine([a, b], "union")  # about 75% dense: re-pruning removes its smallest weights
     down, change = reprune(union, weights, 0.5)
@@ -63,7 +63,7 @@ def test_reprune_is_exact_and_ranks_by_magnitude(bert_tagger):
     up, change = reprune(inter, weights, 0.5)
     assert up.num_kept == total - round(0.5 * total) and change["added"] == up.num_kept - inter.num_kept
     assert inter.is_subset_of(up)
-    outside = Mask(OrderedDict((n, ~t) for n, t in inter.tensors.items()))
+    outside = Mask(OrderedDict((n, ~t) for n, t in inter.items()))
     assert kept_values(up, outside, True).min() >= kept_values(up, outside, False).max()
 
 
@@ -74,10 +74,10 @@ def test_masks_of_different_models_stop_with_one_line(tmp_path, bert_classifier,
     for name, mask in (("xnli", xnli), ("ner", ner), ("t5", t5)):
         mask.save(tmp_path / f"{name}.pt")
     aligned, notes = load_aligned([str(tmp_path / "xnli.pt"), str(tmp_path / "ner.pt")])
-    assert list(aligned[0].tensors) == list(ner.tensors) and "pooler" in notes[0]
+    assert list(aligned[0]) == list(ner) and "pooler" in notes[0]
     with pytest.raises(UserError, match="different models"):
         load_aligned([str(tmp_path / "ner.pt"), str(tmp_path / "t5.pt")])
-    wide = OrderedDict((n, torch.ones(t.shape[0], t.shape[1] + 1, dtype=torch.bool)) for n, t in ner.tensors.items())
+    wide = OrderedDict((n, torch.ones(t.shape[0], t.shape[1] + 1, dtype=torch.bool)) for n, t in ner.items())
     Mask(wide).save(tmp_path / "wide.pt")
     with pytest.raises(UserError, match=r"different models: .* is \(16, 17\)"):
         load_aligned([str(tmp_path / "ner.pt"), str(tmp_path / "wide.pt")])
@@ -126,3 +126,28 @@ def test_consensus_ticket_trains_under_ner_fine_tune(tmp_path, tiny_models, run_
     with pytest.raises(SystemExit):
         run_script("mask_ops.py", "--operation", "difference", "--masks", paths[0], "--output", str(tmp_path / "d.pt"))
     assert "--masks must be two or more mask files" in capsys.readouterr().err
+
+
+def test_reprune_per_stack_brings_each_stack_to_the_sparsity():
+    """Encoder fully kept, decoder 25% kept; to 50% per stack: the encoder's 4 smallest go and the decoder's 2
+    largest outside it come back. One global ranking would instead remove the two 1.0s (one per stack) only."""
+    weights = OrderedDict([("encoder.block.0.w.weight", torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])),
+                           ("decoder.block.0.w.weight", torch.tensor([[8.0, 1.0, 7.0, 2.0], [3.0, 6.0, 4.0, 5.0]]))])
+    mask = Mask(OrderedDict([("encoder.block.0.w.weight", torch.ones(2, 4, dtype=torch.bool)),
+                             ("decoder.block.0.w.weight", torch.tensor([[False, True, False, False],
+                                                                        [True, False, False, False]]))]))
+    new, change = reprune(mask, weights, 0.5, "per_stack")
+    assert _bits(new) == ["0000", "1111", "1110", "1000"] and change == {"added": 2, "removed": 4}
+    assert new.per_stack() == {"encoder": 0.5, "decoder": 0.5}
+    globally, change = reprune(mask, weights, 0.5)
+    assert change == {"added": 0, "removed": 2} and globally.per_stack() == {"encoder": 0.125, "decoder": 0.875}
+
+
+def test_prune_scope_defaults_to_the_sources():
+    from utils.analysis.mask_ops import prune_scope_of
+
+    assert prune_scope_of([{"prune_scope": "per_stack"}, {"prune_scope": "per_stack"}], None) == "per_stack"
+    assert prune_scope_of([{"task": "ner"}, {}], None) == "global"
+    assert prune_scope_of([{"prune_scope": "per_stack"}], "global") == "global"
+    with pytest.raises(UserError, match="different scopes"):
+        prune_scope_of([{"prune_scope": "per_stack"}, {"prune_scope": "global"}], None)

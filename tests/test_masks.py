@@ -21,8 +21,8 @@ def test_save_load_round_trip(tmp_path, mask, packed):
     path = tmp_path / "m.pt"
     mask.save(path, {"task": "xnli", "languages": ["fr"]}, packed=packed)
     loaded = Mask.load(path)
-    assert list(loaded.tensors) == list(mask.tensors)
-    assert all(torch.equal(loaded.tensors[n], mask.tensors[n]) for n in mask.tensors)
+    assert list(loaded) == list(mask)
+    assert all(torch.equal(loaded[n], mask[n]) for n in mask)
     meta = read_mask_metadata(path)
     assert meta["task"] == "xnli" and meta["sparsity"] == pytest.approx(mask.sparsity)
     assert meta["file_format"] == ("packed-bits-v1" if packed else "bool")
@@ -32,7 +32,7 @@ def test_bool_file_is_the_documented_format(tmp_path, mask):
     path = tmp_path / "m.pt"
     mask.save(path)
     raw = torch.load(path, weights_only=True)
-    assert set(raw) == {n + "_mask" for n in mask.tensors}
+    assert set(raw) == {n + "_mask" for n in mask}
     assert "bert.encoder.layer.0.attention.self.query.weight_mask" in raw
     assert all(t.dtype == torch.bool and t.device.type == "cpu" for t in raw.values())
 
@@ -50,11 +50,11 @@ def test_packed_file_is_about_one_bit_per_weight(tmp_path, bert_classifier):
 
 def test_loads_the_original_codes_masks(tmp_path, mask):
     """Float 0/1 tensors, keys with a DataParallel `module.` prefix, no metadata file."""
-    original = {f"module.{n}_mask": t.float() for n, t in mask.tensors.items()}
+    original = {f"module.{n}_mask": t.float() for n, t in mask.items()}
     torch.save(original, tmp_path / "orig.pt")
     loaded = Mask.load(tmp_path / "orig.pt")
-    assert all(torch.equal(loaded.tensors[n], mask.tensors[n]) for n in mask.tensors)
-    plain = {f"{n}_mask": t.float() for n, t in mask.tensors.items()}
+    assert all(torch.equal(loaded[n], mask[n]) for n in mask)
+    plain = {f"{n}_mask": t.float() for n, t in mask.items()}
     torch.save(plain, tmp_path / "plain.pt")
     assert Mask.load(tmp_path / "plain.pt").checksum() == mask.checksum()
 
@@ -64,11 +64,11 @@ def test_cross_task_fitting_of_the_pooler(bert_classifier, bert_tagger):
     ner_mask = random_prune(prunable_weights(bert_tagger), 0.5, seed=0)
     # NER mask (no pooler) on the XNLI model: the pooler stays dense
     fitted = ner_mask.fit(prunable_weights(bert_classifier))
-    assert fitted.tensors["bert.pooler.dense.weight"].all()
+    assert fitted["bert.pooler.dense.weight"].all()
     assert any("pooler" in note for note in fitted.notes)
     # XNLI mask on the NER model: the pooler entry is ignored
     fitted = xnli_mask.fit(prunable_weights(bert_tagger))
-    assert "bert.pooler.dense.weight" not in fitted.tensors
+    assert "bert.pooler.dense.weight" not in fitted
     assert any("ignored" in note for note in fitted.notes)
 
 

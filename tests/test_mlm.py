@@ -176,12 +176,12 @@ def test_lt_pretrain_end_to_end(run_script, mlm_args, tmp_path):
     assert [r["sparsity"] for r in results["rounds"]] == pytest.approx([0.0, 0.25, 0.5])
     for entry in results["rounds"]:
         values = entry["eval"]["en"]
-        assert entry["metric"] == values["perplexity"] == pytest.approx(math.exp(values["loss"]))
+        assert entry["headline"] == values["perplexity"] == pytest.approx(math.exp(values["loss"]))
         assert 0.0 <= values["accuracy"] <= 1.0
     assert json.loads((tmp_path / "imp" / "imp_results.json").read_text())["complete"]
     for sparsity in (25, 50):
         mask = Mask.load(tmp_path / "imp" / "masks" / f"sparsity_{sparsity}.pt")
-        assert POOLER not in mask.tensors and len(mask.tensors) == 12
+        assert POOLER not in mask and len(mask) == 12
         assert mask.num_weights - mask.num_kept == round(sparsity / 100 * mask.num_weights)
 
 
@@ -195,7 +195,7 @@ def test_xnli_mask_on_mlm_ignores_the_pooler_entry(run_script, mlm_args, tiny_mo
     assert out.count("has a pooler entry but this model has no pooler: the entry is ignored") == 1
     saved = load_file(tmp_path / "transfer" / "model" / "model.safetensors")
     assert POOLER not in saved
-    for name, kept in mask.tensors.items():
+    for name, kept in mask.items():
         if name != POOLER:
             assert torch.equal(saved[name] != 0, kept)
     assert results["eval"]["en"]["perplexity"] > 1

@@ -202,7 +202,7 @@ def test_generation_accuracy_counts_unparseable_as_wrong(tiny_models):
 def exact_removed(mask: Mask, sparsity: float) -> None:
     """Encoder and decoder each lose exactly round(sparsity * their size) weights."""
     for stack in ("encoder", "decoder"):
-        tensors = [t for n, t in mask.tensors.items() if stack_of(n) == stack]
+        tensors = [t for n, t in mask.items() if stack_of(n) == stack]
         total = sum(t.numel() for t in tensors)
         assert total > 0
         assert total - sum(int(t.sum()) for t in tensors) == round(sparsity * total), stack
@@ -261,7 +261,7 @@ def test_original_format_mask_loads_and_stays_applied(run_script, common_args, t
     original = {f"module.{n}_mask": (torch.rand(w.shape, generator=generator) > 0.3).float() for n, w in weights.items()}
     torch.save(original, tmp_path / "fr_mask.pt")
     loaded = Mask.load(tmp_path / "fr_mask.pt")
-    assert len(loaded.tensors) == len(weights) and set(loaded.tensors) == set(weights)
+    assert len(loaded) == len(weights) and set(loaded) == set(weights)
 
     results = run_script("mt5_xnli_fine_tune.py", *common_args("ft_lth", "--mask_dir", str(tmp_path / "fr_mask.pt"),
                                                                "--max_steps", "3", "--data_language", "fr",
@@ -270,7 +270,7 @@ def test_original_format_mask_loads_and_stays_applied(run_script, common_args, t
     assert results["weights_zero_fraction"] >= loaded.sparsity
     trained = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "ft_lth" / "model")
     trained_weights = prunable_weights(trained)
-    assert all(bool((trained_weights[n][~t] == 0).all()) for n, t in loaded.tensors.items())
+    assert all(bool((trained_weights[n][~t] == 0).all()) for n, t in loaded.items())
 
 
 @pytest.mark.parametrize("pruning_type, weight_init", [("random", "pre"), ("oneshot", "rand")])

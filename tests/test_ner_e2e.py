@@ -40,7 +40,7 @@ def test_imp_rounds_have_exact_sparsities_and_nested_masks(en_tickets):
             assert mask.is_subset_of(previous)
         previous = mask
     saved = json.loads((out / "imp_results.json").read_text())
-    assert saved["rounds"][-1]["metric"] == pytest.approx(results["rounds"][-1]["eval"]["en"]["f1"])
+    assert saved["rounds"][-1]["headline"] == pytest.approx(results["rounds"][-1]["eval"]["en"]["f1"])
     assert not (out / "rewind_weights.pt").exists()
 
 

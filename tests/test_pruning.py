@@ -66,8 +66,8 @@ def test_global_magnitude_pruning_is_exact_nested_and_removes_the_smallest(bert_
         assert new.is_subset_of(mask)
         mask = new
     # global: every kept weight is at least as large as every pruned one
-    kept = torch.cat([w.detach().abs()[mask.tensors[n]] for n, w in weights.items()])
-    pruned = torch.cat([w.detach().abs()[~mask.tensors[n]] for n, w in weights.items()])
+    kept = torch.cat([w.detach().abs()[mask[n]] for n, w in weights.items()])
+    pruned = torch.cat([w.detach().abs()[~mask[n]] for n, w in weights.items()])
     assert kept.min() >= pruned.max()
     # and the ranking is global: layers end up with different sparsities
     assert len({round(s, 3) for s in mask.per_matrix().values()}) > 1
@@ -78,22 +78,22 @@ def test_ties_are_broken_to_the_exact_count():
     mask = magnitude_prune(weights, Mask.ones_like(weights), 0.37)
     assert 120 - mask.num_kept == round(0.37 * 120)
     again = magnitude_prune(weights, Mask.ones_like(weights), 0.37)
-    assert all(torch.equal(mask.tensors[n], again.tensors[n]) for n in weights)
+    assert all(torch.equal(mask[n], again[n]) for n in weights)
 
 
 def test_pruned_weights_rank_last_in_later_rounds():
     weights = {"x.layer.0.w.weight": torch.tensor([[0.0, 0.0, 0.1, 5.0]])}
     mask = Mask({"x.layer.0.w.weight": torch.tensor([[False, True, True, True]])})
     new = magnitude_prune(weights, mask, 0.5)
-    assert new.tensors["x.layer.0.w.weight"].tolist() == [[False, False, True, True]]
+    assert new["x.layer.0.w.weight"].tolist() == [[False, False, True, True]]
 
 
 def test_per_stack_scope_prunes_encoder_and_decoder_to_the_same_sparsity(tiny_t5):
     weights = prunable_weights(tiny_t5)
     mask = magnitude_prune(weights, Mask.ones_like(weights), 0.4, scope="per_stack")
     for stack, sparsity in mask.per_stack().items():
-        count = sum(t.numel() for n, t in mask.tensors.items() if n.startswith(stack))
-        kept = sum(int(t.sum()) for n, t in mask.tensors.items() if n.startswith(stack))
+        count = sum(t.numel() for n, t in mask.items() if n.startswith(stack))
+        kept = sum(int(t.sum()) for n, t in mask.items() if n.startswith(stack))
         assert count - kept == round(0.4 * count), stack
 
 

@@ -18,11 +18,11 @@ def write_imp(root: Path, task: str, langs: list[str], seed: int, metrics: list[
         evaluation = {lang: {metric: value} for lang in langs} if value is not None else {}
         for lang, offset in (extra_eval or {}).items():
             evaluation[lang] = {metric: value - offset}
-        rounds.append({"round": k, "sparsity": round(0.1 * k, 10), "metric": value, "eval": evaluation, "steps": 1,
+        rounds.append({"round": k, "sparsity": round(0.1 * k, 10), "headline": value, "eval": evaluation, "steps": 1,
                        "train_loss": 0.5, "seconds": 0.1, "history": [], "mask_checksum": "x"})
     data = {"script": "LT_x.py", "task": task, "languages": langs, "model": model, "seed": seed, "metric": metric,
             "greater_is_better": greater, "schedule": [r["sparsity"] for r in rounds], "rounds": rounds,
-            "complete": True, "config": {}}
+            "complete": True, "config": {}, "schema_version": 2}
     path = root / f"run{len(list(root.rglob('*.json')))}" / "imp_results.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(data))
@@ -40,10 +40,10 @@ def write_finetune(root: Path, task: str, lang: str, value: float, *, source: tu
     evaluation = {lang: {metric: value}}
     for other, offset in (extra_eval or {}).items():
         evaluation[other] = {metric: value - offset}
-    data = {"script": "x_fine_tune.py", "task": task, "train_languages": [lang], "model": model,
+    data = {"script": "x_fine_tune.py", "task": task, "languages": [lang], "model": model,
             "weight_init": weight_init, "pruning_type": pruning_type, "mask": mask,
             "sparsity": sparsity if pruning_type != "none" else 0.0, "seed": seed, "metric": metric,
-            "greater_is_better": greater, "headline": value, "eval": evaluation, "config": {}}
+            "greater_is_better": greater, "headline": value, "eval": evaluation, "config": {}, "schema_version": 2}
     path = root / f"ft{len(list(root.rglob('*.json')))}" / "finetune_results.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(data))

@@ -45,16 +45,16 @@ def test_task_model_mask_maps_onto_the_base_model():
     base = BertModel(tiny_bert_config())
     ner = random_prune(prunable_weights(BertForTokenClassification(tiny_bert_config())), 0.5, seed=1)
     fitted = align_mask(ner, base)
-    assert list(fitted.tensors) == list(prunable_weights(base))
-    assert "encoder.layer.0.attention.self.query.weight" in fitted.tensors
+    assert list(fitted) == list(prunable_weights(base))
+    assert "encoder.layer.0.attention.self.query.weight" in fitted
     assert any("no pooler entry" in note for note in fitted.notes)
     fitted.apply_to_weights(prunable_weights(base))
     query = base.encoder.layer[1].attention.self.query.weight
-    expected = ner.tensors["bert.encoder.layer.1.attention.self.query.weight"]
+    expected = ner["bert.encoder.layer.1.attention.self.query.weight"]
     assert torch.equal(query != 0, expected)
     xnli = random_prune(prunable_weights(BertForSequenceClassification(tiny_bert_config())), 0.5, seed=2)
     with_pooler = align_mask(xnli, base)
-    assert torch.equal(with_pooler.tensors["pooler.dense.weight"], xnli.tensors["bert.pooler.dense.weight"])
+    assert torch.equal(with_pooler["pooler.dense.weight"], xnli["bert.pooler.dense.weight"])
     assert not with_pooler.notes
 
 
@@ -64,7 +64,7 @@ def test_mt5_mask_maps_onto_mt5model(tiny_t5):
     mask = random_prune(prunable_weights(tiny_t5), 0.5, seed=1)
     base = MT5Model(tiny_t5.config)
     fitted = align_mask(mask, base)
-    assert list(fitted.tensors) == list(mask.tensors) and not fitted.notes
+    assert list(fitted) == list(mask) and not fitted.notes
 
 
 def test_tsv_reading(tmp_path):

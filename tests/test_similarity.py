@@ -70,10 +70,10 @@ def test_random_masks_land_on_the_baseline():
 
 def _exact_per_layer(m1: Mask, m2: Mask) -> dict[str, float]:
     inter, union = {}, {}
-    for name, t in m1.tensors.items():
+    for name, t in m1.items():
         layer = layer_of(name)
-        inter[layer] = inter.get(layer, 0) + int((t & m2.tensors[name]).sum())
-        union[layer] = union.get(layer, 0) + int((t | m2.tensors[name]).sum())
+        inter[layer] = inter.get(layer, 0) + int((t & m2[name]).sum())
+        union[layer] = union.get(layer, 0) + int((t | m2[name]).sum())
     return {layer: inter[layer] / union[layer] for layer in inter}
 
 

@@ -191,7 +191,7 @@ def test_local_study_runs_everything_and_reports_the_failure(local_study, capfd)
     for source in ("en", "fr"):
         for target in ("en", "fr"):
             results = json.loads((root / f"transfer/ner/50/{source}_on_{target}/s1/finetune_results.json").read_text())
-            assert results["mask"]["source"]["languages"] == [source] and results["train_languages"] == [target]
+            assert results["mask"]["source"]["languages"] == [source] and results["languages"] == [target]
             assert results["sparsity"] == pytest.approx(0.5, abs=1e-4)
     summary = json.loads((root / "summary/results_summary.json").read_text())
     (matrix,) = summary["transfer"]

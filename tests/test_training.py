@@ -46,7 +46,7 @@ def test_pruned_weights_stay_exactly_zero_through_training(bert_tagger, tmp_path
     before = {n: w.detach().clone() for n, w in trainer.weights.items()}
     trainer.train(num_steps=6, seed=0)
     for name, weight in trainer.weights.items():
-        assert torch.all(weight[~mask.tensors[name]] == 0), name
+        assert torch.all(weight[~mask[name]] == 0), name
         assert not torch.equal(weight, before[name]), f"{name} did not train"
 
 
@@ -59,7 +59,7 @@ def test_gradients_are_masked_before_clipping(bert_tagger, tmp_path, monkeypatch
 
     def spy(parameters, max_norm):
         for name, weight in trainer.weights.items():
-            seen.append(bool(torch.all(weight.grad[~mask.tensors[name]] == 0)))
+            seen.append(bool(torch.all(weight.grad[~mask[name]] == 0)))
         return original(parameters, max_norm)
 
     monkeypatch.setattr(trainer.accelerator, "clip_grad_norm_", spy)
@@ -89,7 +89,7 @@ def test_restore_under_a_mask_zeroes_the_pruned_weights(bert_tagger, tmp_path):
     trainer.set_mask(mask)
     trainer.restore(snapshot)
     for name, weight in trainer.weights.items():
-        kept = mask.tensors[name]
+        kept = mask[name]
         assert torch.all(weight[~kept] == 0)
         assert torch.equal(weight[kept], snapshot[name][kept])
 

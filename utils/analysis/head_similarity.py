@@ -25,7 +25,7 @@ import numpy as np
 from utils.infra.errors import UserError, first_line
 from utils.infra.io import write_json
 from utils.core.masks import common_model, layer_of, layer_sort_key, matrix_type
-from utils.analysis.similarity import PackedMask, _pair_stats, common_layout, csv_text, write_text
+from utils.analysis.similarity import PackedMask, common_layout, csv_text, format_number, pair_stats, write_text
 
 FFN = "FFN"
 
@@ -122,7 +122,7 @@ def head_analysis(masks: Sequence[PackedMask], heads: int) -> dict:
     units = [f"head {h}" for h in range(heads)] + [FFN]
     pairs = []
     for i, j in combinations(range(n), 2):
-        cells = {b: {u: _pair_stats(inter[(i, j, b, u)], int(kept[(b, u)][i]), int(kept[(b, u)][j]), size[(b, u)])
+        cells = {b: {u: pair_stats(inter[(i, j, b, u)], int(kept[(b, u)][i]), int(kept[(b, u)][j]), size[(b, u)])
                      for u in units if (b, u) in kept} for b in blocks}
         pairs.append({"a": masks[i].label, "b": masks[j].label, "cells": cells})
     return {"num_heads": heads, "blocks": blocks, "units": units, "pairs": pairs,
@@ -218,9 +218,6 @@ def plot_heads(result: dict, out: Path) -> list[Path]:
     return written
 
 
-def _f(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
 
 def format_head_summary(result: dict, heads_from: str) -> str:
     lines = [f"\nper attention head ({result['num_heads']} a block, from {heads_from}) and FFN block: Jaccard"]
@@ -230,10 +227,10 @@ def format_head_summary(result: dict, heads_from: str) -> str:
         ffn = [s["jaccard"] for _, u, s in cells if u == FFN]
         bases = [s["random_baseline"] for _, _, s in cells]
         low, high = min(head_cells, key=lambda c: c[2]["jaccard"]), max(head_cells, key=lambda c: c[2]["jaccard"])
-        lines.append(f"{pair['a']} vs {pair['b']}: heads {_f(low[2]['jaccard'])} ({low[0]} {low[1]}) to "
-                     f"{_f(high[2]['jaccard'])} ({high[0]} {high[1]})"
-                     + (f", FFN {_f(min(ffn))} to {_f(max(ffn))}" if ffn else "")
-                     + f"; random {_f(min(bases))} to {_f(max(bases))}")
+        lines.append(f"{pair['a']} vs {pair['b']}: heads {format_number(low[2]['jaccard'])} ({low[0]} {low[1]}) to "
+                     f"{format_number(high[2]['jaccard'])} ({high[0]} {high[1]})"
+                     + (f", FFN {format_number(min(ffn))} to {format_number(max(ffn))}" if ffn else "")
+                     + f"; random {format_number(min(bases))} to {format_number(max(bases))}")
     specific = result["language_specific"]
     layers = list(next(iter(specific["per_layer"].values())))
     width = max(len("mask"), *(len(label) for label in specific["masks"]))
@@ -241,7 +238,7 @@ def format_head_summary(result: dict, heads_from: str) -> str:
     lines.append(f"{'mask':<{width}}  {'overall':>15}" + "".join(f"  {g:>15}" for g in layers))
     for label in specific["masks"]:
         cells = [specific["overall"][label]] + [specific["per_layer"][label][g] for g in layers]
-        lines.append(f"{label:<{width}}" + "".join(f"  {_f(c['share']) + ' [' + _f(c['random_baseline']) + ']':>15}"
+        lines.append(f"{label:<{width}}" + "".join(f"  {format_number(c['share']) + ' [' + format_number(c['random_baseline']) + ']':>15}"
                                                    for c in cells))
     return "\n".join(lines)
 

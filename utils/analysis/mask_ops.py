@@ -19,7 +19,8 @@ import torch
 
 from utils.infra.errors import UserError
 from utils.core.masks import Mask, common_model, matrix_type, read_mask_metadata
-from utils.core.pruning import check_sparsity, magnitude_prune
+from utils.core.pruning import check_sparsity, magnitude_prune, scope_groups
+from utils.analysis.similarity import aligned_matrices
 
 OPERATIONS = ("intersection", "union", "majority", "difference")
 
@@ -42,6 +43,11 @@ class MaskOpsArguments:
     checkpoint: Optional[str] = field(
         default=None, metadata={"help": "Model whose |weights| rank the re-pruning (default: the masks' model)."}
     )
+    prune_scope: Optional[str] = field(
+        default=None, metadata={"help": "Re-prune one ranking over all weights (global) or each encoder/decoder stack "
+                                        "to the sparsity (per_stack); default: the sources' prune_scope, else global.",
+                                "choices": ["global", "per_stack"]}
+    )
     packed: bool = field(default=False, metadata={"help": "Write 1 bit per weight instead of bool."})
     overwrite: bool = field(default=False, metadata={"help": "Replace --output if it exists."})
 
@@ -50,21 +56,29 @@ def load_aligned(paths: Sequence[str]) -> tuple[list[Mask], list[str]]:
     """The masks over the matrices they all hold, and notes. A pooler only some of them hold is dropped (the
     scripts keep a missing pooler dense); any other difference in names or shapes means different models."""
     masks = [Mask.load(path) for path in paths]
+    common = aligned_matrices([[(n, tuple(t.shape)) for n, t in mask.items()] for mask in masks])
+    names = [name for name, _ in common]
+    held_by_all = set(names)
     notes: list[str] = []
-    names = [n for n in masks[0].tensors if all(n in m.tensors for m in masks)]
     for path, mask in zip(paths, masks):
-        extra = [n for n in mask.tensors if n not in names]
-        if any(matrix_type(n) != "pooler" for n in extra):
-            other = next(n for n in extra if matrix_type(n) != "pooler")
-            raise UserError(f"the masks are of different models: {path} has {other}, which "
-                            f"{next(p for p, m in zip(paths, masks) if other not in m.tensors)} lacks")
+        extra = [n for n in mask if n not in held_by_all]
+        odd = next((n for n in extra if matrix_type(n) != "pooler" or all(n in m for m in masks)), None)
+        if odd is not None:
+            raise UserError(_different_models(paths, masks, odd))
         if extra:
             notes.append(f"{path}: {', '.join(extra)} not in every mask; left out (a missing pooler stays dense)")
-        for name in names:
-            if mask.tensors[name].shape != masks[0].tensors[name].shape:
-                raise UserError(f"the masks are of different models: {name} is {tuple(mask.tensors[name].shape)} "
-                                f"in {path} but {tuple(masks[0].tensors[name].shape)} in {paths[0]}")
-    return [Mask(OrderedDict((n, m.tensors[n]) for n in names)) for m in masks], notes
+    return [Mask(OrderedDict((n, m[n]) for n in names)) for m in masks], notes
+
+
+def _different_models(paths: Sequence[str], masks: Sequence[Mask], name: str) -> str:
+    """The one line naming how two of the masks differ at matrix `name` (held by some, or of another shape)."""
+    holder = next(p for p, m in zip(paths, masks) if name in m)
+    lacking = next((p for p, m in zip(paths, masks) if name not in m), None)
+    if lacking is not None:
+        return f"the masks are of different models: {holder} has {name}, which {lacking} lacks"
+    shape = tuple(masks[0][name].shape)
+    path, other = next((p, tuple(m[name].shape)) for p, m in zip(paths, masks) if tuple(m[name].shape) != shape)
+    return f"the masks are of different models: {name} is {other} in {path} but {shape} in {paths[0]}"
 
 
 def combine(masks: Sequence[Mask], operation: str, min_count: Optional[int] = None) -> Mask:
@@ -77,8 +91,8 @@ def combine(masks: Sequence[Mask], operation: str, min_count: Optional[int] = No
     if operation == "majority" and not 1 <= needed <= len(masks):
         raise UserError(f"--min_count must be between 1 and {len(masks)}, got {needed}")
     result = OrderedDict()
-    for name in masks[0].tensors:
-        stack = torch.stack([m.tensors[name] for m in masks])
+    for name in masks[0]:
+        stack = torch.stack([m[name] for m in masks])
         if operation == "intersection":
             result[name] = stack.all(dim=0)
         elif operation == "union":
@@ -111,29 +125,52 @@ def checkpoint_weights(checkpoint: str, names: Sequence[str]) -> "OrderedDict[st
     return weights
 
 
-def reprune(mask: Mask, weights, sparsity: float) -> tuple[Mask, dict]:
-    """Exactly round(sparsity x N) weights removed, by |w|: within the mask when it is denser, else the mask plus
-    the largest weights outside it. Returns the new mask and {'added', 'removed'}."""
+def reprune(mask: Mask, weights, sparsity: float, scope: str = "global") -> tuple[Mask, dict]:
+    """Exactly round(sparsity x N) weights removed, by |w|, in every group of `scope` (--prune_scope): within the
+    mask where it is denser, else the mask plus the largest weights outside it. Returns the new mask and
+    {'added', 'removed'} (summed over the groups)."""
     check_sparsity(sparsity)
-    for name, tensor in mask.tensors.items():
+    for name, tensor in mask.items():
         if tuple(weights[name].shape) != tuple(tensor.shape):
             raise UserError(f"the checkpoint's {name} is {tuple(weights[name].shape)}, the masks' "
                             f"{tuple(tensor.shape)}: the masks are of another model")
+    merged: dict[str, torch.Tensor] = {}
+    change = {"added": 0, "removed": 0}
+    for names in scope_groups(mask, scope):
+        part, part_change = _reprune_group(Mask(OrderedDict((n, mask[n]) for n in names)), weights, sparsity)
+        merged.update(part)
+        change = {k: change[k] + part_change[k] for k in change}
+    return Mask(OrderedDict((n, merged[n]) for n in mask)), change
+
+
+def _reprune_group(mask: Mask, weights, sparsity: float) -> tuple[Mask, dict]:
+    weights = OrderedDict((n, weights[n]) for n in mask)  # the group's own: magnitude_prune ranks all it is given
     total, kept = mask.num_weights, mask.num_kept
     target = total - round(sparsity * total)
     if kept >= target:
         new = magnitude_prune(weights, mask, sparsity)
         return new, {"added": 0, "removed": kept - target}
-    outside = Mask(OrderedDict((n, ~t) for n, t in mask.tensors.items()))
+    outside = Mask(OrderedDict((n, ~t) for n, t in mask.items()))
     need = target - kept
     chosen = magnitude_prune(weights, outside, (total - need) / total)  # keeps the `need` largest outside the mask
-    new = Mask(OrderedDict((n, t | chosen.tensors[n]) for n, t in mask.tensors.items()))
+    new = Mask(OrderedDict((n, t | chosen[n]) for n, t in mask.items()))
     return new, {"added": need, "removed": 0}
+
+
+def prune_scope_of(sources: Sequence[dict], given: Optional[str]) -> str:
+    """--prune_scope, else the one the source masks were pruned with (their metadata), else global."""
+    if given is not None:
+        return given
+    scopes = {s["prune_scope"] for s in sources if s.get("prune_scope")}
+    if len(scopes) > 1:
+        raise UserError(f"the source masks were pruned with different scopes ({', '.join(sorted(scopes))}): "
+                        "pass --prune_scope")
+    return next(iter(scopes), "global")
 
 
 def source_entry(path: str) -> dict:
     meta = read_mask_metadata(path)
-    keys = ("task", "languages", "model", "seed", "sparsity", "sha256", "operation")
+    keys = ("task", "languages", "model", "seed", "sparsity", "sha256", "operation", "prune_scope")
     return {"path": path, **{k: meta[k] for k in keys if k in meta}}
 
 
@@ -175,13 +212,15 @@ def run_mask_ops(args: MaskOpsArguments) -> dict:
         if not checkpoint:
             raise UserError("--sparsity needs --checkpoint (the model whose weight magnitudes rank the candidates): "
                             "the masks' metadata name none")
-        result, change = reprune(result, checkpoint_weights(checkpoint, list(result.tensors)), sparsity)
-        repruned = {"sparsity": sparsity, "checkpoint": checkpoint, **change}
-        how = (f"{change['removed']:,} smallest removed" if change["removed"]
-               else f"{change['added']:,} largest outside it added")
-        print(f"re-pruned to {sparsity:.1%} by |w| of {checkpoint}: {how}")
-    elif args.checkpoint:
-        raise UserError("--checkpoint is used only with --sparsity")
+        scope = prune_scope_of(sources, args.prune_scope)
+        result, change = reprune(result, checkpoint_weights(checkpoint, list(result)), sparsity, scope)
+        repruned = {"sparsity": sparsity, "checkpoint": checkpoint, "prune_scope": scope, **change}
+        how = ", ".join(part for part in (f"{change['removed']:,} smallest removed" if change["removed"] else "",
+                                          f"{change['added']:,} largest outside it added" if change["added"] else "")
+                        if part) or "nothing to change"
+        print(f"re-pruned to {sparsity:.1%} ({scope}) by |w| of {checkpoint}: {how}")
+    elif args.checkpoint or args.prune_scope:
+        raise UserError(f"--{'checkpoint' if args.checkpoint else 'prune_scope'} is used only with --sparsity")
     metadata = {
         "task": next(iter(tasks)) if len(tasks) == 1 else None,
         "languages": _languages(sources),
@@ -192,6 +231,7 @@ def run_mask_ops(args: MaskOpsArguments) -> dict:
         "sources": sources,
         "combined_sparsity": combined_sparsity,
         "repruned": repruned,
+        **({"prune_scope": repruned["prune_scope"]} if repruned else {}),  # what a later re-pruning of it follows
         "notes": notes,
         "per_layer_sparsity": result.per_layer(),
     }

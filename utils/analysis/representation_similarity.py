@@ -21,7 +21,7 @@ from utils.infra.io import write_json
 from utils.core.masks import common_model
 from utils.infra.outputs import remove_unwritten
 from utils.analysis.retrieval import ParallelEmbeddingArguments, embed_layers, load_pairs_and_model, masked_models
-from utils.analysis.similarity import csv_text, default_label, write_text
+from utils.analysis.similarity import csv_text, default_label, format_number, write_text
 
 MEASURES = ("svcca", "pwcca", "cka")
 _NAMES = {"svcca": "SVCCA", "pwcca": "PWCCA", "cka": "linear CKA"}
@@ -140,9 +140,6 @@ def run_representation_similarity(model_args, args: RepresentationArguments) -> 
     return result
 
 
-def _f(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
 
 def format_table(result: dict) -> str:
     """Per comparison: one line per layer, each measure with its shuffled-pairs value in brackets."""
@@ -151,7 +148,7 @@ def format_table(result: dict) -> str:
         lines.append(f"{comparison['label']}  (value [shuffled pairs]; layer 0 = embeddings)")
         lines.append(f"{'layer':>5}  {'SVCCA':>13}  {'dims':>7}  {'PWCCA':>13}  {'CKA':>13}")
         for row in comparison["layers"]:
-            cells = [f"{_f(row[m])} [{_f(row[m + '_shuffled'])}]" for m in MEASURES]
+            cells = [f"{format_number(row[m])} [{format_number(row[m + '_shuffled'])}]" for m in MEASURES]
             dims = "/".join(str(d) for d in row["svcca_dims"])
             lines.append(f"{row['layer']:>5}  {cells[0]:>13}  {dims:>7}  {cells[1]:>13}  {cells[2]:>13}")
     return "\n".join(lines)

@@ -20,8 +20,18 @@ import numpy as np
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
 from utils.core.masks import source_name
-from utils.infra.outputs import ANALYSIS_OUTPUTS, FINETUNE_RESULTS, IMP_RESULTS, prepare_analysis_dir, read_results, remove_unwritten
-from utils.analysis.similarity import csv_text, write_text
+from utils.infra.outputs import ANALYSIS_OUTPUTS, FINETUNE_RESULTS, IMP_RESULTS, prepare_analysis_dir, remove_unwritten
+from utils.infra.results_schema import read_finetune_results, read_imp_results
+from utils.analysis.similarity import csv_text, format_number, write_text
+
+
+
+def format_metric(value: Optional[float], digits: int = 4) -> str:
+    """A metric in a summary table: similarity.format_number with four decimals by default."""
+    return format_number(value, digits)
+
+
+_f = format_metric
 
 TOLERANCE = 1e-12  # float noise must not decide whether a ticket is "within epsilon"
 
@@ -92,12 +102,6 @@ class FinetuneRun:
         return f"{self.task}/{'+'.join(self.languages)}"
 
 
-def _require(data: dict, path: Path, keys: Sequence[str]) -> None:
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}: is it a results file of this project?")
-
-
 def _languages(value: Any) -> list[str]:
     if isinstance(value, str):
         return [part for part in value.split(",") if part]
@@ -110,31 +114,22 @@ def _number(value: Any) -> Optional[float]:
 
 
 def read_imp_run(path: Path) -> ImpRun:
-    data = read_results(path)
-    _require(data, path, ("task", "languages", "metric", "rounds"))
-    rounds = []
-    for entry in data["rounds"]:
-        rounds.append({
-            "round": int(entry.get("round", len(rounds))),
-            "sparsity": float(entry.get("sparsity", 0.0)),
-            "metric": _number(entry.get("metric")),
-            "eval": entry.get("eval") or {},
-        })
-    return ImpRun(str(path), data["task"], _languages(data["languages"]), str(data.get("model", "")),
-                  data.get("seed"), data["metric"], bool(data.get("greater_is_better", True)), rounds,
-                  bool(data.get("complete", False)))
+    data = read_imp_results(path)
+    rounds = [{"round": int(entry.round), "sparsity": float(entry.sparsity), "metric": _number(entry.headline),
+               "eval": entry.eval or {}} for entry in data.rounds]
+    return ImpRun(str(path), data.task, _languages(data.languages), str(data.model or ""), data.seed, data.metric,
+                  bool(data.greater_is_better), rounds, bool(data.complete))
 
 
 def read_finetune_run(path: Path) -> FinetuneRun:
-    data = read_results(path)
-    _require(data, path, ("task", "train_languages", "metric", "eval"))
-    kind = data.get("pruning_type", "lth")
-    mask = data.get("mask") or {}
+    data = read_finetune_results(path)
+    kind = data.pruning_type
+    mask = data.mask or {}
     meta = mask.get("source") or {}
     source_task, source_languages = meta.get("task"), _languages(meta.get("languages"))
     sparsity = _number(meta.get("sparsity")) if kind == "lth" else None
     if sparsity is None:
-        sparsity = _number(data.get("sparsity")) or 0.0
+        sparsity = _number(data.sparsity) or 0.0
     if kind == "lth":
         if source_name(meta):
             source = source_name(meta)
@@ -142,13 +137,11 @@ def read_finetune_run(path: Path) -> FinetuneRun:
             source = f"mask:{mask.get('path', '?')}"
     else:
         source = {"none": "dense"}.get(kind, kind)
-    random_init = data.get("weight_init", "pre") == "rand"
-    if random_init:  # BERT-Tickets' control: the same mask on randomly initialised weights
+    if data.weight_init == "rand":  # BERT-Tickets' control: the same mask on randomly initialised weights
         source += " (random init)"
-    headline = _number(data.get("headline"))
-    return FinetuneRun(str(path), data["task"], _languages(data["train_languages"]), str(data.get("model", "")),
-                       data.get("seed"), kind, source, source_task, source_languages, sparsity, data["metric"],
-                       bool(data.get("greater_is_better", True)), headline, data.get("eval") or {})
+    return FinetuneRun(str(path), data.task, _languages(data.languages), str(data.model or ""), data.seed, kind,
+                       source, source_task, source_languages, sparsity, data.metric, bool(data.greater_is_better),
+                       _number(data.headline), data.eval or {})
 
 
 def find_runs(dirs: Sequence[str | Path]) -> tuple[list[ImpRun], list[FinetuneRun]]:
@@ -334,7 +327,7 @@ def summarize_transfer(runs: Sequence[FinetuneRun], imp: Sequence[dict], notes: 
             mean_drop[s] = {"mean_relative_drop": _mean(rel), "targets": len(rel)}
         missing_own = [t for t in targets if own[t] is None]
         if missing_own:
-            notes.append(f"transfer {task} at {_pct(sparsity)}: no own-ticket run for {', '.join(missing_own)} "
+            notes.append(f"transfer {task} at {pct(sparsity)}: no own-ticket run for {', '.join(missing_own)} "
                          "(a run whose mask comes from the same task and language), so no relative figures there")
         matrices.append({"task": task, "metric": metric, "sparsity": sparsity, "model": model,
                          "label": task + (f" ({Path(model).name})" if multi_model else ""),
@@ -360,7 +353,7 @@ def summarize_zero_shot(runs: Sequence[FinetuneRun]) -> list[dict]:
     for (task, metric, source, trained, sparsity), per_lang in sorted(rows.items()):
         tables.setdefault((task, metric), []).append({
             "source": source, "trained_on": trained, "sparsity": sparsity,
-            "label": f"{source} -> {trained} @{_pct(sparsity)}" if source not in ("dense",) else f"dense -> {trained}",
+            "label": f"{source} -> {trained} @{pct(sparsity)}" if source not in ("dense",) else f"dense -> {trained}",
             "values": {lang: _mean(v) for lang, v in sorted(per_lang.items())},
             "n": max(len(v) for v in per_lang.values()),
         })
@@ -388,7 +381,7 @@ def summarize(dirs: Sequence[str | Path], epsilon: Optional[float] = None) -> di
     }
 
 
-def _pct(sparsity: float) -> str:
+def pct(sparsity: float) -> str:
     return f"{format(round(100 * sparsity, 1), 'g')}%"
 
 
@@ -481,9 +474,9 @@ def plot_summary(summary: dict, out: Path) -> list[Path]:
             panels.append((grid("diff_vs_dense"), "minus the dense model", "{:+.3f}", None, cmap, 0.0, "difference"))
         written.append(plots.heatmaps(
             panels, m["sources"], m["targets"],
-            out / f"transfer_{_slug(m['label'].replace(' (', '_').rstrip(')'))}_{_slug(_pct(m['sparsity'])[:-1])}.png",
+            out / f"transfer_{_slug(m['label'].replace(' (', '_').rstrip(')'))}_{_slug(pct(m['sparsity'])[:-1])}.png",
             xlabel="target (task/training language)", ylabel="source mask",
-            suptitle=f"Transfer of {_pct(m['sparsity'])} masks: {m['label']}"))
+            suptitle=f"Transfer of {pct(m['sparsity'])} masks: {m['label']}"))
     for z in summary["zero_shot"]:
         values = [[row["values"].get(lang) for lang in z["languages"]] for row in z["rows"]]
         written.append(plots.heatmap(values, [row["label"] for row in z["rows"]], z["languages"],
@@ -493,9 +486,6 @@ def plot_summary(summary: dict, out: Path) -> list[Path]:
                                      colorbar_label=z["metric"]))
     return written
 
-
-def _f(value: Optional[float], digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -515,22 +505,22 @@ def format_summary(summary: dict) -> str:
         for g in imp:
             ticket = g["winning_ticket"]
             dense = _f(g["dense_mean"]) + (f"±{_f(g['dense_std'])}" if g["dense_std"] is not None else "")
-            per_run = " ".join(f"s{r['seed']}:{_pct(r['winning_ticket']['sparsity']) if r['winning_ticket'] else '-'}"
+            per_run = " ".join(f"s{r['seed']}:{pct(r['winning_ticket']['sparsity']) if r['winning_ticket'] else '-'}"
                                for r in g["runs"])
             rows.append([g["label"], g["metric"], str(len(g["runs"])), dense, _f(g["epsilon"]),
-                         f"{_pct(ticket['sparsity'])} ({_f(ticket['metric'])})" if ticket else "-", per_run])
+                         f"{pct(ticket['sparsity'])} ({_f(ticket['metric'])})" if ticket else "-", per_run])
         lines += _table(["task/lang", "metric", "runs", "dense", "epsilon", "ticket (mean curve)", "per run"], rows)
         sparsities = sorted({c["sparsity"] for g in imp for c in g["curve"]})
         lines.append("")
         lines.append("IMP mean curves (metric by sparsity)")
         rows = [[g["label"], *(_f(next((c["mean"] for c in g["curve"] if c["sparsity"] == s), None), 3)
                                for s in sparsities)] for g in imp]
-        lines += _table(["task/lang", *(_pct(s) for s in sparsities)], rows)
+        lines += _table(["task/lang", *(pct(s) for s in sparsities)], rows)
     for m in summary["transfer"]:
         index = {(e["source"], e["target"]): e for e in m["cells"]}
         direction = "higher" if m["greater_is_better"] else "lower"
         lines.append("")
-        lines.append(f"transfer at {_pct(m['sparsity'])}: {m['label']} {m['metric']} ({direction} is better), "
+        lines.append(f"transfer at {pct(m['sparsity'])}: {m['label']} {m['metric']} ({direction} is better), "
                      "rows = source mask, columns = target;")
         lines.append("  mean rel.: mean over targets t != source of (a(s,t) - a(t,t)) / a(t,t), "
                      "a(t,t) = the target's own ticket")

@@ -177,7 +177,7 @@ def align_mask(mask: Mask, model: nn.Module, source: str = "mask") -> Mask:
     weights = prunable_weights(model)
     prefix = getattr(model, "base_model_prefix", "") or ""
     if prefix and not any(name.startswith(prefix + ".") for name in weights):
-        mask = Mask(OrderedDict((name.removeprefix(prefix + "."), t) for name, t in mask.tensors.items()))
+        mask = Mask(OrderedDict((name.removeprefix(prefix + "."), t) for name, t in mask.items()))
     return mask.fit(weights, source=source)
 
 

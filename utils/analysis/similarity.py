@@ -98,8 +98,8 @@ class PackedMask:
 
 def pack_mask(mask: Mask, label: str = "", path: str = "", metadata: Optional[dict] = None) -> PackedMask:
     """Pack a Mask's bool tensors into bits (padding bits are zero, so they never count as kept)."""
-    names = list(mask.tensors)
-    shapes = [tuple(mask.tensors[n].shape) for n in names]
+    names = list(mask)
+    shapes = [tuple(mask[n].shape) for n in names]
     numel = np.array([int(np.prod(s)) if s else 1 for s in shapes], dtype=np.int64)
     nwords = (numel + 63) // 64
     starts = np.zeros(len(names) + 1, dtype=np.int64)
@@ -107,7 +107,7 @@ def pack_mask(mask: Mask, label: str = "", path: str = "", metadata: Optional[di
     words = np.zeros(int(starts[-1]), dtype=np.uint64)
     as_bytes = words.view(np.uint8)
     for i, name in enumerate(names):
-        bits = np.packbits(mask.tensors[name].numpy().ravel())
+        bits = np.packbits(mask[name].numpy().ravel())
         begin = int(starts[i]) * 8
         as_bytes[begin: begin + bits.size] = bits
     kept = _sum_per_matrix(np.bitwise_count(words), starts)
@@ -126,7 +126,7 @@ def _sum_per_matrix(counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
 def load_packed(path: str | Path, label: str = "") -> PackedMask:
     """Load a mask file once and pack it; the bool tensors are dropped right away to keep memory low."""
     mask = Mask.load(path)
-    if not mask.tensors:
+    if not mask:
         raise UserError(f"{path} holds an empty mask")
     return pack_mask(mask, label, str(path), read_mask_metadata(path))
 
@@ -193,7 +193,7 @@ def random_overlap(densities: Sequence[float]) -> Optional[float]:
     return float(np.prod(densities)) / any_kept if any_kept > 0 else None
 
 
-def _pair_stats(inter: int, kept_a: int, kept_b: int, weights: int) -> dict:
+def pair_stats(inter: int, kept_a: int, kept_b: int, weights: int) -> dict:
     union = kept_a + kept_b - inter
     jaccard = inter / union if union else None
     p = kept_a / weights if weights else 0.0
@@ -255,12 +255,12 @@ def compare_pair(a: PackedMask, b: PackedMask) -> dict:
     """Overall, per-layer and per-matrix-type Jaccard of two masks over the weights they share."""
     names, inter, ka, kb, size = pair_intersections(a, b)
     result = {"a": a.label, "b": b.label, "shared_matrices": len(names)}
-    result["overall"] = _pair_stats(int(inter.sum()), int(ka.sum()), int(kb.sum()), int(size.sum()))
+    result["overall"] = pair_stats(int(inter.sum()), int(ka.sum()), int(kb.sum()), int(size.sum()))
     for scope, key, order in (("per_layer", layer_of, layer_sort_key), ("per_matrix_type", matrix_type, None)):
         groups = _grouped(names, key)
         keys = sorted(groups, key=order) if order else list(groups)
         result[scope] = {
-            g: _pair_stats(int(inter[groups[g]].sum()), int(ka[groups[g]].sum()), int(kb[groups[g]].sum()),
+            g: pair_stats(int(inter[groups[g]].sum()), int(ka[groups[g]].sum()), int(kb[groups[g]].sum()),
                            int(size[groups[g]].sum()))
             for g in keys
         }
@@ -269,11 +269,18 @@ def compare_pair(a: PackedMask, b: PackedMask) -> dict:
 
 def common_layout(masks: Sequence[PackedMask]) -> list[tuple[str, list[int]]]:
     """(name, index in each mask) for every matrix all masks hold with one shape."""
-    indexes = [m.index() for m in masks]
+    return aligned_matrices([m.layout for m in masks])
+
+
+def aligned_matrices(layouts: Sequence[Sequence[tuple[str, tuple[int, ...]]]]) -> list[tuple[str, list[int]]]:
+    """(name, index in each layout) for every matrix that all layouts ((name, shape) lists) hold with one shape,
+    in the first layout's order."""
+    indexes = [{name: i for i, (name, _) in enumerate(layout)} for layout in layouts]
     common = []
-    for i, name in enumerate(masks[0].names):
+    for name, shape in layouts[0]:
         where = [idx.get(name) for idx in indexes]
-        if all(j is not None for j in where) and all(m.shapes[j] == masks[0].shapes[i] for m, j in zip(masks, where)):
+        if all(j is not None for j in where) and all(tuple(layout[j][1]) == tuple(shape)
+                                                      for layout, j in zip(layouts, where)):
             common.append((name, where))
     return common
 
@@ -471,7 +478,8 @@ def plot_similarity(result: dict, out: Path) -> list[Path]:
     return [heatmap, lines]
 
 
-def _f(value: Optional[float], digits: int = 3) -> str:
+def format_number(value: Optional[float], digits: int = 3) -> str:
+    """A table cell: the value to `digits` decimals, or '-' when there is none."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -481,15 +489,15 @@ def format_summary(result: dict) -> str:
     lines = [f"{'pair':<{width}}  {'jaccard':>7}  {'random':>6}  {'ratio':>5}  {'weights compared':>16}"]
     for pair in result["pairs"]:
         o = pair["overall"]
-        lines.append(f"{pair['a'] + ' vs ' + pair['b']:<{width}}  {_f(o['jaccard']):>7}  "
-                     f"{_f(o['random_baseline']):>6}  {_f(o['ratio'], 2):>5}  {o['weights']:>16,}")
+        lines.append(f"{pair['a'] + ' vs ' + pair['b']:<{width}}  {format_number(o['jaccard']):>7}  "
+                     f"{format_number(o['random_baseline']):>6}  {format_number(o['ratio'], 2):>5}  {o['weights']:>16,}")
     overlap = result["overlap"]
     if overlap["overall"]:
         o = overlap["overall"]
-        lines.append(f"kept in all {len(overlap['masks'])} / kept in any: {_f(o['overlap'])} "
-                     f"(random {_f(o['random_baseline'])}, ratio {_f(o['ratio'], 2)})")
+        lines.append(f"kept in all {len(overlap['masks'])} / kept in any: {format_number(o['overlap'])} "
+                     f"(random {format_number(o['random_baseline'])}, ratio {format_number(o['ratio'], 2)})")
         per = overlap["per_layer"]
-        cells = [f"{g} {_f(s['overlap'], 2)}" for g, s in per.items()]
+        cells = [f"{g} {format_number(s['overlap'], 2)}" for g, s in per.items()]
         if len(cells) > 1:  # six layers a line
             for start in range(0, len(cells), 6):
                 lines.append(("  per layer: " if start == 0 else " " * 13) + "  ".join(cells[start: start + 6]))

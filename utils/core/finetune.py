@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from accelerate import PartialState
-
+from utils.core.masks import Mask, read_mask_metadata
+from utils.core.pruning import oneshot_prune, random_prune
+from utils.core.session import RunSession
+from utils.core.training import MaskedTrainer, TaskSetup, format_metrics
 from utils.infra.args import ExperimentTrainingArguments, MaskArguments, config_dict
 from utils.infra.errors import UserError
-from utils.infra.io import write_json
-from utils.core.masks import Mask, read_mask_metadata
-from utils.infra.outputs import RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run, run_inputs
-from utils.infra.progress import setup_logging
-from utils.core.pruning import oneshot_prune, random_prune
-from utils.core.training import MaskedTrainer, TaskSetup, format_metrics
+from utils.infra.outputs import mask_file_bytes, run_inputs
+from utils.infra.results_schema import FinetuneResults, finetune_results_from, to_dict, write_results
 
 # Settings that say where and how a run is kept, not what it computes: a re-run differing only here is the same run.
 _BOOKKEEPING_KEYS = ("output_dir", "overwrite_output_dir", "discard_unfinished_run", "resume", "logging_dir",
@@ -45,32 +43,24 @@ def run_finetune(
     training_args: ExperimentTrainingArguments,
     script: str,
 ) -> dict:
-    setup_logging(training_args)
-    paths = RunPaths(training_args.output_dir)
+    """Train under one fixed mask (or none), evaluate, and write finetune_results.json; returns the results."""
     config = config_dict(model_args, data_args, mask_args, training_args)
     fingerprint = {k: v for k, v in config.items() if k not in _BOOKKEEPING_KEYS}
-    plan = plan_run(paths, "finetune", fingerprint, discard=training_args.discard_unfinished_run,
-                    inputs=run_inputs(model_args, data_args, mask_args.mask_dir))
-    if plan.finished:
-        print(f"{paths.root} already holds this fine-tuning run's results; nothing to do "
-              f"({format_metrics(plan.previous.get('eval', {}), plan.previous.get('metric', ''))})")
-        return plan.previous
-    with PartialState(cpu=training_args.use_cpu).main_process_first():  # rank 0 fills the data cache first
-        setup = build_setup()  # after the output-directory check, so a refused run fails fast
-    trainer = MaskedTrainer(setup, training_args)
+    session = RunSession("finetune", fingerprint, training_args, run_inputs(model_args, data_args, mask_args.mask_dir))
+    if session.plan.finished:
+        previous = finetune_results_from(session.plan.previous, session.paths.finetune_results)
+        print(f"{session.paths.root} already holds this fine-tuning run's results; nothing to do "
+              f"({format_metrics(previous.eval, previous.metric)})")
+        return session.plan.previous
+    setup, trainer = session.load(build_setup)  # after the output-directory check, so a refused run fails fast
     mask, mask_info = build_fixed_mask(mask_args, trainer.weights, training_args.seed)
     for note in setup.notes + (mask.notes if mask is not None else []):
         trainer.print(note)
     trainer.set_mask(mask)
     trainer.mask_checksums_agree()
-    check_free_space(paths.root, _output_bytes(trainer, mask_args.save_model),
-                     "the saved model and mask" if mask_args.save_model else "the results")  # every rank stops
-    if trainer.is_main:
-        if plan.clear:
-            clear_entries(paths, plan.clear)  # only now that the model, data and mask have all loaded cleanly
-        paths.remove_stale_temp_files()
-    trainer.accelerator.wait_for_everyone()
-    trainer.tracker.start(config)
+    session.claim(trainer, _output_bytes(trainer, mask_args.save_model),
+                  "the saved model and mask" if mask_args.save_model else "the results")
+    session.begin(trainer, config)
     sparsity = mask.sparsity if mask is not None else 0.0
     trainer.print(
         f"fine-tuning {setup.task} on {','.join(setup.train_languages)} under a {mask_args.pruning_type} mask "
@@ -81,40 +71,32 @@ def run_finetune(
     if training_args.do_train:
         stats = trainer.train(trainer.step_budget, seed=training_args.seed, log_prefix="[fine-tune] ")
     evaluation = trainer.evaluate() if training_args.do_eval else {}
-    weight_sparsity = _zero_fraction(trainer.weights)
-    results = {
-        "script": script,
-        "task": setup.task,
-        "train_languages": setup.train_languages,
-        "model": model_args.model_name_or_path,
-        "weight_init": mask_args.weight_init,
-        "pruning_type": mask_args.pruning_type,
-        "mask": mask_info,
-        "sparsity": sparsity,
-        "weights_zero_fraction": weight_sparsity,
-        "seed": training_args.seed,
-        "metric": setup.metric,
-        "greater_is_better": setup.greater_is_better,
-        "headline": trainer.headline(evaluation) if evaluation else None,
-        "eval": evaluation,
-        **stats,
-        "num_processes": trainer.accelerator.num_processes,
-        "config": config,
-        "fingerprint": fingerprint,
-    }
+    results = FinetuneResults(
+        script=script, task=setup.task, languages=setup.train_languages, model=model_args.model_name_or_path,
+        weight_init=mask_args.weight_init, pruning_type=mask_args.pruning_type, mask=mask_info, sparsity=sparsity,
+        weights_zero_fraction=_zero_fraction(trainer.weights), seed=training_args.seed, metric=setup.metric,
+        greater_is_better=setup.greater_is_better, headline=trainer.headline(evaluation) if evaluation else None,
+        eval=evaluation, **stats, num_processes=trainer.accelerator.num_processes, config=config,
+        fingerprint=fingerprint,
+    )
     trainer.tracker.finish()
     if trainer.is_main:
-        write_json(paths.finetune_results, results)
-        if mask_args.save_model:
-            trainer.unwrapped.save_pretrained(paths.model_dir)
-            setup.tokenizer.save_pretrained(paths.model_dir)
-            if mask is not None:
-                mask.save(paths.model_dir / "mask.pt", {"task": setup.task, "languages": setup.train_languages})
-        print(f"\nfine-tune results ({setup.task}, trained on {','.join(setup.train_languages)}, "
-              f"sparsity {sparsity:.1%}): {format_metrics(evaluation, setup.metric) or 'no evaluation'}")
-        print(f"written to {paths.finetune_results}")
+        _write_outputs(session.paths, results, trainer, setup, mask, mask_args.save_model)
     trainer.accelerator.wait_for_everyone()
-    return results
+    return to_dict(results)
+
+
+def _write_outputs(paths, results: FinetuneResults, trainer: MaskedTrainer, setup: TaskSetup, mask: Optional[Mask],
+                   save_model: bool) -> None:
+    write_results(paths.finetune_results, results)
+    if save_model:
+        trainer.unwrapped.save_pretrained(paths.model_dir)
+        setup.tokenizer.save_pretrained(paths.model_dir)
+        if mask is not None:
+            mask.save(paths.model_dir / "mask.pt", {"task": setup.task, "languages": setup.train_languages})
+    print(f"\nfine-tune results ({setup.task}, trained on {','.join(setup.train_languages)}, "
+          f"sparsity {results.sparsity:.1%}): {format_metrics(results.eval, setup.metric) or 'no evaluation'}")
+    print(f"written to {paths.finetune_results}")
 
 
 def _output_bytes(trainer: MaskedTrainer, save_model: bool) -> int:

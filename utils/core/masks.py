@@ -10,9 +10,8 @@ import pickle
 import re
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -80,18 +79,38 @@ def layer_sort_key(layer: str) -> tuple:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Mask:
-    """Parameter name -> bool tensor (True = kept). Always on CPU unless moved with `to()`."""
+class Mask(Mapping):
+    """A read-only mapping: parameter name -> bool tensor (True = kept). Always on CPU.
 
-    tensors: "OrderedDict[str, torch.Tensor]"
-    notes: list[str] = field(default_factory=list)  # what fitting the mask to a model changed, for the run log
+    Operations return new masks; nothing changes one in place, so a mask a run has checksummed stays that mask.
+    """
 
-    def __post_init__(self) -> None:
-        self.tensors = OrderedDict(self.tensors)
-        for name, tensor in self.tensors.items():
+    def __init__(self, tensors: Mapping[str, torch.Tensor], notes: list[str] | None = None) -> None:
+        self._tensors: "OrderedDict[str, torch.Tensor]" = OrderedDict(tensors)
+        self.notes: list[str] = list(notes or [])  # what fitting the mask to a model changed, for the run log
+        for name, tensor in self._tensors.items():
             if tensor.dtype != torch.bool:
                 raise TypeError(f"mask entry {name} must be a bool tensor, got {tensor.dtype}")
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._tensors[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    def __eq__(self, other: object) -> bool:
+        """Same names in the same order, and equal tensors (Mapping's default would ask a tensor for its truth)."""
+        if not isinstance(other, Mask):
+            return NotImplemented
+        return list(self) == list(other) and all(torch.equal(t, other[n]) for n, t in self.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Mask({len(self)} matrices, sparsity {self.sparsity:.2%})"
 
     @classmethod
     def ones_like(cls, weights: Mapping[str, torch.Tensor]) -> "Mask":
@@ -100,11 +119,11 @@ class Mask:
     # -- bookkeeping ---------------------------------------------------------------------------------------------
     @property
     def num_weights(self) -> int:
-        return sum(t.numel() for t in self.tensors.values())
+        return sum(t.numel() for t in self.values())
 
     @property
     def num_kept(self) -> int:
-        return sum(int(t.sum()) for t in self.tensors.values())
+        return sum(int(t.sum()) for t in self.values())
 
     @property
     def sparsity(self) -> float:
@@ -113,12 +132,12 @@ class Mask:
         return 1.0 - self.num_kept / total if total else 0.0
 
     def per_matrix(self) -> dict[str, float]:
-        return {n: 1.0 - float(t.sum()) / t.numel() for n, t in self.tensors.items()}
+        return {n: 1.0 - float(t.sum()) / t.numel() for n, t in self.items()}
 
     def per_layer(self) -> dict[str, float]:
         kept: dict[str, int] = {}
         total: dict[str, int] = {}
-        for name, tensor in self.tensors.items():
+        for name, tensor in self.items():
             layer = layer_of(name)
             kept[layer] = kept.get(layer, 0) + int(tensor.sum())
             total[layer] = total.get(layer, 0) + tensor.numel()
@@ -127,7 +146,7 @@ class Mask:
     def per_stack(self) -> dict[str, float]:
         kept: dict[str, int] = {}
         total: dict[str, int] = {}
-        for name, tensor in self.tensors.items():
+        for name, tensor in self.items():
             stack = stack_of(name)
             kept[stack] = kept.get(stack, 0) + int(tensor.sum())
             total[stack] = total.get(stack, 0) + tensor.numel()
@@ -138,17 +157,14 @@ class Mask:
         import hashlib
 
         digest = hashlib.sha256()
-        for name, tensor in self.tensors.items():
+        for name, tensor in self.items():
             digest.update(name.encode())
             digest.update(np.packbits(tensor.cpu().numpy().ravel()).tobytes())
         return digest.hexdigest()
 
     def is_subset_of(self, other: "Mask") -> bool:
         """True when every weight kept here is also kept in `other` (IMP masks are nested)."""
-        return all(bool((t & ~other.tensors[n].to(t.device)).sum() == 0) for n, t in self.tensors.items())
-
-    def to(self, device: torch.device | str) -> "Mask":
-        return Mask(OrderedDict((n, t.to(device)) for n, t in self.tensors.items()), list(self.notes))
+        return all(bool((t & ~other[n].to(t.device)).sum() == 0) for n, t in self.items())
 
     # -- fitting a mask to a model -------------------------------------------------------------------------------
     def fit(self, weights: Mapping[str, torch.Tensor], source: str = "mask") -> "Mask":
@@ -158,8 +174,8 @@ class Mask:
         XNLI mask on a model without a pooler: ignored); both are recorded in `notes`. Anything else that does not
         match (names, shapes) is an error that names the first offending entries.
         """
-        missing = [n for n in weights if n not in self.tensors]
-        extra = [n for n in self.tensors if n not in weights]
+        missing = [n for n in weights if n not in self]
+        extra = [n for n in self if n not in weights]
         notes: list[str] = []
         missing_pooler = [n for n in missing if matrix_type(n) == "pooler"]
         extra_pooler = [n for n in extra if matrix_type(n) == "pooler"]
@@ -173,9 +189,9 @@ class Mask:
                 problems.append(f"{len(extra)} entries match no prunable weight of the model (e.g. {extra[0]})")
             raise UserError(f"{source} does not fit this model: " + "; ".join(problems))
         for name, weight in weights.items():
-            if name in self.tensors and tuple(self.tensors[name].shape) != tuple(weight.shape):
+            if name in self and tuple(self[name].shape) != tuple(weight.shape):
                 raise UserError(
-                    f"{source} does not fit this model: {name} has shape {tuple(self.tensors[name].shape)} "
+                    f"{source} does not fit this model: {name} has shape {tuple(self[name].shape)} "
                     f"in the mask but {tuple(weight.shape)} in the model"
                 )
         if missing_pooler:
@@ -183,7 +199,7 @@ class Mask:
         if extra_pooler:
             notes.append(f"{source} has a pooler entry but this model has no pooler: the entry is ignored")
         fitted = OrderedDict(
-            (n, self.tensors[n] if n in self.tensors else torch.ones(w.shape, dtype=torch.bool))
+            (n, self[n] if n in self else torch.ones(w.shape, dtype=torch.bool))
             for n, w in weights.items()
         )
         return Mask(fitted, notes)
@@ -202,13 +218,13 @@ class Mask:
         if packed:
             payload: dict = {
                 "format": PACKED_FORMAT,
-                "shapes": {n + MASK_SUFFIX: list(t.shape) for n, t in self.tensors.items()},
+                "shapes": {n + MASK_SUFFIX: list(t.shape) for n, t in self.items()},
                 "bits": {
-                    n + MASK_SUFFIX: torch.from_numpy(np.packbits(t.cpu().numpy().ravel())) for n, t in self.tensors.items()
+                    n + MASK_SUFFIX: torch.from_numpy(np.packbits(t.cpu().numpy().ravel())) for n, t in self.items()
                 },
             }
         else:
-            payload = OrderedDict((n + MASK_SUFFIX, t.cpu().contiguous()) for n, t in self.tensors.items())
+            payload = OrderedDict((n + MASK_SUFFIX, t.cpu().contiguous()) for n, t in self.items())
         save_tensors(path, payload)
         info = dict(metadata or {})
         info.update(
@@ -248,8 +264,8 @@ class BoundMask:
     (or their gradients) is one fused multiply: float * bool takes a casting path that is 2-10x slower."""
 
     def __init__(self, mask: Mask, weights: Mapping[str, torch.Tensor]) -> None:
-        self.params = [weights[name] for name in mask.tensors]
-        self.values = [t.to(device=weights[n].device, dtype=weights[n].dtype) for n, t in mask.tensors.items()]
+        self.params = [weights[name] for name in mask]
+        self.values = [t.to(device=weights[n].device, dtype=weights[n].dtype) for n, t in mask.items()]
 
     @torch.no_grad()
     def apply_to_weights(self) -> None:

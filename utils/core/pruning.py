@@ -67,7 +67,8 @@ def sparsity_schedule(prune_rate: float, target_sparsity: float, kind: str = "li
     return schedule
 
 
-def _groups(weights: Mapping[str, torch.Tensor], scope: str) -> list[list[str]]:
+def scope_groups(weights: Mapping[str, torch.Tensor], scope: str) -> list[list[str]]:
+    """The names that are ranked together under --prune_scope: all of them, or one group per encoder/decoder stack."""
     if scope == "global":
         return [list(weights)]
     if scope == "per_stack":
@@ -89,17 +90,17 @@ def magnitude_prune(
     is nested in the old one.
     """
     check_sparsity(sparsity)
-    new = OrderedDict((n, t.clone()) for n, t in mask.tensors.items())
-    for names in _groups(weights, scope):
-        total = sum(mask.tensors[n].numel() for n in names)
-        kept = sum(int(mask.tensors[n].sum()) for n in names)
+    new = OrderedDict((n, t.clone()) for n, t in mask.items())
+    for names in scope_groups(weights, scope):
+        total = sum(mask[n].numel() for n in names)
+        kept = sum(int(mask[n].sum()) for n in names)
         to_remove = round(sparsity * total) - (total - kept)
         if to_remove < 0:
             raise ValueError(f"mask is already sparser ({1 - kept / total:.4f}) than the target {sparsity:.4f}")
         if to_remove == 0:
             continue
         device = weights[names[0]].device
-        kept_masks = {n: mask.tensors[n].to(device) for n in names}
+        kept_masks = {n: mask[n].to(device) for n in names}
         if kept == total:  # nothing pruned yet (first round, one-shot): skip the costly boolean indexing
             scores = torch.cat([weights[n].detach().abs().float().flatten() for n in names])
         else:
@@ -133,7 +134,7 @@ def random_prune(
     check_sparsity(sparsity)
     generator = torch.Generator().manual_seed(seed)
     new = OrderedDict((n, torch.ones(w.shape, dtype=torch.bool)) for n, w in weights.items())
-    for names in _groups(weights, scope):
+    for names in scope_groups(weights, scope):
         sizes = [weights[n].numel() for n in names]
         total = sum(sizes)
         flat = torch.ones(total, dtype=torch.bool)

@@ -22,6 +22,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from utils.infra.args import ExperimentTrainingArguments
 from utils.infra.errors import UserError
+from utils.core.budget import step_budget
 from utils.core.masks import BoundMask, Mask
 from utils.infra.progress import bars_wanted, progress_bar
 from utils.core.pruning import prunable_weights
@@ -108,9 +109,8 @@ class MaskedTrainer:
     @property
     def step_budget(self) -> int:
         """Optimizer steps the run's budget allows: --max_steps, else --num_train_epochs of the training data."""
-        if self.args.max_steps > 0:
-            return self.args.max_steps
-        return math.ceil(self.args.num_train_epochs * self.steps_per_epoch)
+        args = self.args  # with --max_steps the training data need not be counted (nor loaded)
+        return step_budget(args.max_steps, args.num_train_epochs, self.steps_per_epoch if args.max_steps <= 0 else 0)
 
     # -- data ----------------------------------------------------------------------------------------------------
     def _train_loader(self) -> DataLoader:
@@ -162,18 +162,15 @@ class MaskedTrainer:
 
     # -- weights, masks, rewinding -------------------------------------------------------------------------------
     def set_mask(self, mask: Optional[Mask]) -> None:
-        """Train under `mask` from now on (None: dense) and zero the pruned weights at once."""
-        self.mask = mask.to(self.accelerator.device) if mask is not None else None
+        """Train under `mask` from now on (None: dense) and zero the pruned weights at once. The bound copy, in
+        the weights' device and dtype, is what training uses; the (CPU) mask itself is kept for its checksum."""
+        self.mask = mask
         self._bound = mask.bind(self.weights) if mask is not None else None
         self._mask_weights()
 
     def _mask_weights(self) -> None:
         if self._bound is not None:
             self._bound.apply_to_weights()
-
-    def _mask_grads(self) -> None:
-        if self._bound is not None:
-            self._bound.apply_to_grads()
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """A real CPU copy of every parameter and buffer (never a view that training would change)."""
@@ -247,13 +244,9 @@ class MaskedTrainer:
                 window_batches += 1
                 if not accelerator.sync_gradients:
                     continue
-                self._mask_grads()  # before clipping: pruned weights add nothing to the norm
-                if args.max_grad_norm and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-            self._mask_weights()
+                clip = (lambda: accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)) \
+                    if args.max_grad_norm and args.max_grad_norm > 0 else None
+                masked_optimizer_step(self.optimizer, self.scheduler, self._bound, clip)
             step += 1
             self.global_step += 1
             bar.update(1)
@@ -306,6 +299,22 @@ class MaskedTrainer:
         if not langs:
             return None
         return sum(results[lang][self.setup.metric] for lang in langs) / len(langs)
+
+
+def masked_optimizer_step(optimizer, scheduler, bound: Optional[BoundMask],
+                          clip_grads: Optional[Callable[[], Any]] = None) -> None:
+    """One optimizer step that keeps pruned weights at exactly zero: their gradients are zeroed before clipping
+    (so they add nothing to the norm), and the weights are multiplied by the mask again after the step (AdamW's
+    momentum and weight decay would otherwise move them). `bound` None: a dense step."""
+    if bound is not None:
+        bound.apply_to_grads()
+    if clip_grads is not None:
+        clip_grads()
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    if bound is not None:
+        bound.apply_to_weights()
 
 
 def build_optimizer(model: nn.Module, args: ExperimentTrainingArguments) -> torch.optim.Optimizer:

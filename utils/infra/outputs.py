@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from utils.infra.errors import UserError
-from utils.infra.io import read_json, remove_stale_temp_files
+from utils.infra.io import remove_stale_temp_files
+from utils.infra.results_schema import read_results
 
 IMP_RESULTS = "imp_results.json"
 FINETUNE_RESULTS = "finetune_results.json"
@@ -84,18 +85,8 @@ class RunPaths:
         return remove_stale_temp_files(self.root, self.masks_dir, self.model_dir)
 
 
-def read_results(path: Path) -> dict:
-    try:
-        data = read_json(path)
-    except (ValueError, OSError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    if not isinstance(data, dict) or "config" not in data:
-        raise UserError(f"{path} is not a results file of this project")
-    return data
-
-
 def _differences(previous: dict, fingerprint: dict[str, Any]) -> list[str]:
-    if "fingerprint" not in previous:  # written by an earlier version: nothing to compare, so never the same run
+    if previous.get("fingerprint") is None:  # written by an earlier version: nothing to compare, so never the same run
         return ["settings not recorded (written by an earlier version)"]
     return config_differences(previous["fingerprint"], fingerprint)
 

@@ -19,6 +19,7 @@ from transformers.integrations import get_available_reporting_integrations
 
 from utils.infra.errors import UserError
 from utils.infra.outputs import RunPaths
+from utils.infra.results_schema import ImpRound
 
 SUPPORTED = tuple(t.value for t in LoggerType if t is not LoggerType.ALL)
 
@@ -94,13 +95,13 @@ def accelerator_tracking_kwargs(args) -> dict[str, Optional[Any]]:
     return {"log_with": names or None, "project_dir": logging_dir(args) if names else None}
 
 
-def round_values(entry: dict[str, Any], metric: str) -> dict[str, Any]:
+def round_values(entry: ImpRound, metric: str) -> dict[str, Any]:
     """What an IMP round reports: its number, sparsity, headline metric, seconds and mask checksum. They are logged
     at the run's optimizer step (trackers such as wandb drop steps that go back), so `imp/round` names the round."""
-    values = {"imp/round": entry["round"], "imp/sparsity": entry["sparsity"], "imp/seconds": entry["seconds"],
-              "imp/mask_checksum": entry["mask_checksum"]}
-    if isinstance(entry.get("metric"), (int, float)):
-        values[f"imp/{metric}"] = entry["metric"]
+    values = {"imp/round": entry.round, "imp/sparsity": entry.sparsity, "imp/seconds": entry.seconds,
+              "imp/mask_checksum": entry.mask_checksum}
+    if isinstance(entry.headline, (int, float)):
+        values[f"imp/{metric}"] = entry.headline
     return values
 
 

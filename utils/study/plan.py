@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from utils.core.budget import round_length, step_budget
 from utils.infra.errors import UserError
 from utils.infra.io import read_json
 from utils.infra.outputs import FINETUNE_RESULTS, IMP_RESULTS, RunPaths
@@ -506,17 +507,14 @@ def _train_size(config: dict, task: Task) -> int:
 
 def _total_steps(config: dict, options: dict, task: Task) -> int:
     value = lambda key: config.get(key, options[key])  # noqa: E731
-    if value("max_steps") and value("max_steps") > 0:
-        return int(value("max_steps"))
+    max_steps = value("max_steps")
     batch = value("per_device_train_batch_size") * (value("gradient_accumulation_steps") or 1)
-    return math.ceil(value("num_train_epochs") * math.ceil(_train_size(config, task) / batch))
+    per_epoch = math.ceil(_train_size(config, task) / batch) if not (max_steps and max_steps > 0) else 0
+    return step_budget(max_steps, value("num_train_epochs"), per_epoch)
 
 
 def _steps_per_round(config: dict, options: dict, rounds: int, task: Task) -> int:
-    save_steps = config.get("save_steps", options["save_steps"])
-    if save_steps and save_steps >= 1:
-        return int(save_steps)
-    return max(1, math.ceil(_total_steps(config, options, task) / rounds))
+    return round_length(config.get("save_steps", options["save_steps"]), _total_steps(config, options, task), rounds)
 
 
 def steps_per_second(study: Study, run: Run) -> tuple[Optional[float], str]:

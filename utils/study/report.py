@@ -14,13 +14,9 @@ from typing import Any, Optional
 import numpy as np
 
 from utils.infra.io import read_json, write_json
-from utils.analysis.results import _pct
+from utils.analysis.results import format_metric as _f, pct
 from utils.analysis.similarity import csv_text, write_text
 from .plan import Study
-
-
-def _f(value: Optional[float], digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _table(name: str, title: str, guide: str, header: list[str], rows: list[list[Any]]) -> dict:
@@ -68,21 +64,21 @@ def tickets_section(summary: dict, out: Path) -> dict:
         full = _f(g["dense_mean"]) + (f" ± {_f(g['dense_std'])}" if g["dense_std"] is not None else "")
         target = f"{g['task']}/{g['languages']}"
         rows.append([g["label"], g["metric"], len(g["runs"]), full, _f(g["epsilon"]),
-                     f"{_f(ticket['metric'])} ({_pct(ticket['sparsity'])})" if ticket else "-",
+                     f"{_f(ticket['metric'])} ({pct(ticket['sparsity'])})" if ticket else "-",
                      *(_f(randoms.get((target, g["metric"], s))) for s in columns)])
     table = _table("imp_tickets", "Winning tickets (paper Table 2 style)",
                    "full = dense model (IMP round 0, mean ± std over seeds); ticket = metric at the highest sparsity "
                    "whose mean is within epsilon (1 std of full) of full; random @p = a random mask at sparsity p "
                    "fine-tuned (the paper puts it at the ticket's sparsity); perplexity: lower is better, else higher.",
                    ["task/language", "metric", "seeds", "full", "epsilon", "ticket (sparsity)",
-                    *(f"random @{_pct(s)}" for s in columns)], rows)
+                    *(f"random @{pct(s)}" for s in columns)], rows)
     points = sorted({c["sparsity"] for g in summary["imp"] for c in g["curve"]})
     curve_rows = [[g["label"], *(_f(next((c["mean"] for c in g["curve"] if c["sparsity"] == s), None))
                                  for s in points)] for g in summary["imp"]]
     curve_table = _table("imp_curves", "IMP curves (mean over seeds)",
                          "the metric after each IMP round's training, by the sparsity it trained at "
                          "(std per point: summary/imp_curves.csv).",
-                         ["task/language", *(_pct(s) for s in points)], curve_rows)
+                         ["task/language", *(pct(s) for s in points)], curve_rows)
     figures = [_figure(p, out, p.name, f"IMP curves ({p.stem[len('imp_curves_'):]}); star: winning ticket")
                for p in sorted((out / "summary").glob("imp_curves_*.png"))]
     return _section("IMP and winning tickets", tables=[table, curve_table], figures=figures)
@@ -99,12 +95,12 @@ def transfer_section(summary: dict, out: Path) -> dict:
             rows.append([s, *(_f(index[(s, t)]["value"]) if (s, t) in index else "-" for t in m["targets"]),
                          "-" if drop is None else f"{100 * drop:+.2f}%"])
             if drop is not None:
-                drops.append([m["label"], _pct(m["sparsity"]), s, f"{100 * drop:+.2f}%", m["mean_relative_drop"][s]["targets"]])
+                drops.append([m["label"], pct(m["sparsity"]), s, f"{100 * drop:+.2f}%", m["mean_relative_drop"][s]["targets"]])
         if m["dense"]:
             rows.append(["dense", *(_f(m["dense"][t]["value"]) if t in m["dense"] else "-" for t in m["targets"]), ""])
         better = "higher" if m["greater_is_better"] else "lower"
-        tables.append(_table(f"transfer_{m['label']}_{_pct(m['sparsity'])[:-1]}".replace("/", "_").replace(" ", "_"),
-                             f"Transfer at {_pct(m['sparsity'])}: {m['label']} {m['metric']}",
+        tables.append(_table(f"transfer_{m['label']}_{pct(m['sparsity'])[:-1]}".replace("/", "_").replace(" ", "_"),
+                             f"Transfer at {pct(m['sparsity'])}: {m['label']} {m['metric']}",
                              f"row = whose mask (task/language), column = the language it was fine-tuned and "
                              f"evaluated on; {better} is better; mean rel. = mean over other targets t of "
                              "(a(s,t) - a(t,t)) / a(t,t), a(t,t) = the target's own ticket.",
@@ -112,7 +108,7 @@ def transfer_section(summary: dict, out: Path) -> dict:
         for c in m["cells"]:
             source_task = c["source"].split("/")[0]
             if "/" in c["source"] and source_task != c["target"].split("/")[0] and c["diff_vs_own"] is not None:
-                key = (f"{source_task} -> {c['target'].split('/')[0]}", _pct(m["sparsity"]), m["metric"])
+                key = (f"{source_task} -> {c['target'].split('/')[0]}", pct(m["sparsity"]), m["metric"])
                 cross.setdefault(key, []).append(c["diff_vs_own"])
     if drops:
         tables.append(_table("transfer_mean_relative_drop", "Mean relative drop per source mask (paper Fig. 6)",

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 from utils.infra.errors import UserError
 from utils.infra.io import read_json
 from utils.infra.outputs import IMP_RESULTS, RunPaths, config_differences
+from utils.infra.results_schema import read_imp_results
 from .plan import ANALYSIS_KINDS, Run, Study
 
 RECORD = "study_run.json"
@@ -45,8 +46,8 @@ def is_complete(run: Run) -> bool:
         return False
     if run.is_imp:
         try:
-            return bool(read_json(run.run_dir / IMP_RESULTS).get("complete"))
-        except ValueError:
+            return read_imp_results(run.run_dir / IMP_RESULTS).complete
+        except UserError:
             return False
     return True
 
