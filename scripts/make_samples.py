@@ -5,13 +5,15 @@ Writes (for en, fr, es, ru, zh):
   data/ner/{lang}/{train,validation,test}.jsonl     WikiANN format
   data/xnli/{lang}/{train,validation,test}.jsonl    XNLI format
   data/parallel/en-{fr,es,ru,zh}.tsv                aligned sentence pairs
+and (for en, fr, es):
+  data/pawsx/{lang}/{train,validation,test}.jsonl   PAWS-X format
 
 All content is synthetic but aligned: each sentence is produced from a template
 whose translations are written by hand for the five languages, filled with the
 same entities (persons, organisations, cities, countries) and numbers in every
 language, so item i of language A is a translation of item i of language B.
 The entities and templates are data files beside this script, in sample_templates/
-(entities.json, ner.json, xnli.json); the grammar that declines them stays here.
+(entities.json, ner.json, xnli.json, pawsx.json); the grammar that declines them stays here.
 
 Usage:  python scripts/make_samples.py [--out data] [--seed 1234]
 Rerunning with the same seed reproduces the files byte for byte.
@@ -33,6 +35,8 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "sample_templates"  # entities 
 # split sizes
 NER_SPLITS = [("train", 150), ("validation", 60), ("test", 60)]
 XNLI_SPLITS = [("train", 70), ("validation", 25), ("test", 25)]  # premises; x3 pairs each
+PAWSX_LANGS = ["en", "fr", "es"]
+PAWSX_SPLITS = [("train", 75), ("validation", 30), ("test", 30)]  # source sentences; x2 pairs each
 
 # --------------------------------------------------------------------------------------
 # Entities. Every form is a string in which "[...]" marks the entity span; text outside
@@ -198,10 +202,10 @@ ORGS = [_call(org, e) for e in ENTITY_DATA["orgs"]]  # hq only where the headqua
 #   <P1:masc|fem>  <O1:masc|fem|neut>   choice by the slot's grammatical gender
 # --------------------------------------------------------------------------------------
 class T:
-    def __init__(self, en, fr, es, ru, zh, *, hyps=None, paired=False, hq=False,
+    def __init__(self, text: dict, *, hyps=None, paired=False, hq=False,
                  cold=False, n=(2, 9), y=(1975, 2015)):
-        self.text = dict(en=en, fr=fr, es=es, ru=ru, zh=zh)
-        self.hyps = hyps  # XNLI: [(label, {lang: text})]
+        self.text = text  # lang -> template
+        self.hyps = hyps  # XNLI, PAWS-X: [(label, {lang: text})]
         self.paired = paired  # L1 is the country of C1
         self.hq = hq  # C1 is the headquarters city of O1
         self.cold = cold  # C slots only from cold-climate cities
@@ -214,17 +218,23 @@ class T:
 
 
 XNLI_PARTS = ("entailment", "neutral", "contradiction")  # hypotheses, in label-id order
+PAWSX_PARTS = ((1, "paraphrase"), (0, "swapped"))  # second sentences with their labels
 
 
-def template(entry: dict, hyps=None) -> T:
-    """A T from a data-file object: its text per language and its optional settings (n, y, paired, hq, cold)."""
-    texts = entry if hyps is None else entry["premise"]
+def template(entry: dict, main: str | None = None, hyps=None) -> T:
+    """A T from a data-file object: its text per language (entry[main] for pairs) and its optional settings
+    (n, y, paired, hq, cold)."""
+    texts = entry if main is None else entry[main]
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in SETTINGS}
-    return T(*(texts[lang] for lang in LANGS), hyps=hyps, **settings)
+    return T({lang: texts[lang] for lang in LANGS if lang in texts}, hyps=hyps, **settings)
 
 
 def xnli_template(entry: dict) -> T:
-    return template(entry, hyps=[(label, dict(entry[part])) for label, part in enumerate(XNLI_PARTS)])
+    return template(entry, "premise", [(label, dict(entry[part])) for label, part in enumerate(XNLI_PARTS)])
+
+
+def pawsx_template(entry: dict) -> T:
+    return template(entry, "sentence", [(label, dict(entry[part])) for label, part in PAWSX_PARTS])
 
 
 def load_templates(name: str) -> dict:
@@ -235,6 +245,7 @@ SETTINGS = ("n", "y", "paired", "hq", "cold")
 NER_TEMPLATES = [template(e) for e in load_templates("ner")["with_entities"]]
 NER_NONE_TEMPLATES = [template(e) for e in load_templates("ner")["without_entities"]]  # no entity
 XNLI_TEMPLATES = [xnli_template(e) for e in load_templates("xnli")["templates"]]
+PAWSX_TEMPLATES = [pawsx_template(e) for e in load_templates("pawsx")["templates"]]
 
 # --------------------------------------------------------------------------------------
 # Rendering
@@ -360,17 +371,17 @@ def make_fill(t: T, rng: random.Random) -> dict:
     return fill
 
 
-def generate(templates_schedule, rng, render_fn, key_fn):
+def generate(templates_schedule, rng, render_fn, key_fn, langs=LANGS):
     """Fill each scheduled template, retrying until the item is new in every language."""
-    seen = {lang: set() for lang in LANGS}
+    seen = {lang: set() for lang in langs}
     items = []
     for t in templates_schedule:
         for _ in range(200):
             fill = make_fill(t, rng)
             item = render_fn(t, fill)
-            keys = {lang: key_fn(item, lang) for lang in LANGS}
-            if all(keys[lang] not in seen[lang] for lang in LANGS):
-                for lang in LANGS:
+            keys = {lang: key_fn(item, lang) for lang in langs}
+            if all(keys[lang] not in seen[lang] for lang in langs):
+                for lang in langs:
                     seen[lang].add(keys[lang])
                 items.append(item)
                 break
@@ -465,8 +476,37 @@ def main():
             lines.append(f"{en}\t{x}\n")
         with open(out / "parallel" / f"en-{lang}.tsv", "w", encoding="utf-8", newline="\n") as f:
             f.writelines(lines)
+    pawsx_items = write_pawsx(out, rng)  # last: the rng's earlier draws, and so the files above, stay as they were
     print(f"wrote NER ({len(ner_items)} sentences/lang), XNLI ({len(xnli_items)} premises, "
-          f"{3 * len(xnli_items)} pairs/lang), parallel to {out}")
+          f"{3 * len(xnli_items)} pairs/lang), parallel, PAWS-X ({2 * len(pawsx_items)} pairs/lang) to {out}")
+
+
+def write_pawsx(out: Path, rng: random.Random) -> list:
+    """data/pawsx/{en,fr,es}/{split}.jsonl: each source sentence with its paraphrase (1) and its swapped-role
+    non-paraphrase (0), in the hub's fields (id, sentence1, sentence2, label); same order in every language."""
+    total = sum(n for _, n in PAWSX_SPLITS)
+    schedule = (PAWSX_TEMPLATES * -(-total // len(PAWSX_TEMPLATES)))[:total]
+    rng.shuffle(schedule)
+
+    def render_pair(t, fill):
+        return {lang: (surface(render(t.text[lang], lang, fill)),
+                       [(label, surface(render(h[lang], lang, fill))) for label, h in t.hyps])
+                for lang in PAWSX_LANGS}
+
+    items = generate(schedule, rng, render_pair, lambda item, lang: item[lang][0], PAWSX_LANGS)
+    start = 0
+    for split, n in PAWSX_SPLITS:
+        group, start = items[start:start + n], start + n
+        order = [(i, k) for i in range(len(group)) for k in range(len(PAWSX_PARTS))]
+        rng.shuffle(order)
+        for lang in PAWSX_LANGS:
+            rows = []
+            for row_id, (i, k) in enumerate(order, start=1):
+                first, seconds = group[i][lang]
+                label, second = seconds[k]
+                rows.append({"id": row_id, "sentence1": first, "sentence2": second, "label": label})
+            write_jsonl(out / "pawsx" / lang / f"{split}.jsonl", rows)
+    return items
 
 
 if __name__ == "__main__":
