@@ -171,7 +171,7 @@ def similarity_section(study: Study, out: Path) -> dict:
         figures.append(_figure(run.run_dir / "jaccard_heatmap.png", out, f"jaccard_heatmap_{slug}.png",
                                f"Jaccard of every pair of tickets ({run.id})"))
         if layers:
-            from .. import plots
+            from utils.analysis import plots
 
             series = [(kind, [float(np.mean(by_kind[kind][layer])) if layer in by_kind[kind] else None
                               for layer in layers], [float(np.mean(random[layer])) for layer in layers])
@@ -197,7 +197,7 @@ def zero_shot_section(summary: dict, out: Path) -> dict:
 
 def retrieval_section(study: Study, out: Path) -> dict:
     """Fig. 7 style: accuracy per layer of each pair, one column per mask setting; one figure per pair."""
-    from .. import plots
+    from utils.analysis import plots
 
     by_pair: dict[str, list[tuple[str, dict]]] = {}
     for run in (r for r in study.runs.values() if r.kind == "retrieval"):
