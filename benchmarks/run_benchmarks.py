@@ -132,7 +132,7 @@ def mask_op_seconds(bound, reps: int) -> float:
 def _setup(model, examples, lengths, tokenizer):
     from transformers import DataCollatorForTokenClassification
 
-    from utils.core.training import TaskSetup
+    from utils.tasks.base import TaskSetup
 
     return TaskSetup(
         task="ner", model=model, tokenizer=tokenizer, train_dataset=examples, eval_datasets={},

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -31,7 +32,6 @@ TARGET_VOCAB_SIZE = 5000
 MODEL_MAX_LENGTH = 512
 MT5_EXTRA_IDS = 100
 BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-XNLI_LABEL_WORDS = ["entailment", "neutral", "contradiction"]
 # JSON keys whose strings are natural-language text (NER tokens, XNLI pairs, MLM corpora, parallel sentences).
 TEXT_FIELDS = frozenset({"tokens", "premise", "hypothesis", "text", "sentence", "source", "target", "translation"})
 # Files that must all exist for a built model folder to count as complete.
@@ -306,7 +306,11 @@ def build_t5_tokenizer(texts: list[str], out_dir: Path):
 
 def check_label_words(tokenizer) -> None:
     """Fail the build if an XNLI label word would not decode back to itself (mT5 is scored on them)."""
-    for word in XNLI_LABEL_WORDS:
+    if str(REPO_ROOT) not in sys.path:  # run as `python scripts/build_tiny_models.py`
+        sys.path.insert(0, str(REPO_ROOT))
+    from utils.tasks.xnli import LABELS
+
+    for word in LABELS:
         decoded = tokenizer.decode(tokenizer(text_target=word)["input_ids"], skip_special_tokens=True)
         if decoded != word:
             raise RuntimeError(f"mt5 tokenizer does not round-trip label word {word!r}: got {decoded!r}")

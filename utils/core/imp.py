@@ -39,15 +39,11 @@ _TRAINING_KEYS_THAT_SHAPE_MASKS = (
     "per_device_train_batch_size", "gradient_accumulation_steps", "fp16", "bf16", "group_by_length", "do_train",
     "data_seed",
 )
-_DATA_KEYS_FOR_EVAL_ONLY = (
-    "validation_file", "test_file", "eval_languages", "max_eval_samples", "preprocessing_num_workers",
-    "overwrite_cache", "task_name", "val_max_target_length", "num_beams",
-)
 
 
 def mask_fingerprint(model_args, data_args, imp_args: IMPArguments, training_args) -> dict[str, Any]:
     settings = {k: v for k, v in asdict(model_args).items() if k not in ("cache_dir", "model_type")}
-    settings.update({k: v for k, v in asdict(data_args).items() if k not in _DATA_KEYS_FOR_EVAL_ONLY})
+    settings.update({k: v for k, v in asdict(data_args).items() if k not in data_args.eval_only_fields})
     settings.update({k: v for k, v in asdict(imp_args).items() if k != "mask_format"})
     settings.update({k: getattr(training_args, k) for k in _TRAINING_KEYS_THAT_SHAPE_MASKS})
     return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in settings.items()}

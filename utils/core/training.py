@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 import torch
@@ -27,30 +26,9 @@ from utils.core.masks import BoundMask, Mask
 from utils.infra.progress import bars_wanted, progress_bar
 from utils.core.pruning import prunable_weights
 from utils.infra.tracking import RunTracker, accelerator_tracking_kwargs, eval_scalars
+from utils.tasks.base import TaskSetup
 
 logger = logging.getLogger(__name__)
-
-EvaluateFn = Callable[[nn.Module, DataLoader, Accelerator], dict[str, float]]
-
-
-@dataclass
-class TaskSetup:
-    """Everything task-specific that the generic drivers need: model, data, collator and metric."""
-
-    task: str  # "ner", "xnli", "mlm", "mt5_xnli"
-    model: nn.Module
-    tokenizer: Any
-    train_dataset: Any  # a datasets.Dataset (None when not training)
-    eval_datasets: dict[str, Any]  # language -> dataset
-    collate_fn: Callable
-    evaluate: EvaluateFn
-    metric: str  # the headline metric key returned by `evaluate`
-    greater_is_better: bool
-    train_languages: list[str]
-    eval_collate_fn: Optional[Callable] = None
-    train_lengths: Optional[list[int]] = None  # for --group_by_length
-    notes: list[str] = field(default_factory=list)
-
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import torch
 from transformers import HfArgumentParser, TrainingArguments
@@ -126,6 +126,12 @@ class DataArguments:
     preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenisation."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise even if a cached result exists."})
 
+    # Fields that change only evaluation, not which masks IMP finds (a resumed run may change them).
+    eval_only_fields: ClassVar[tuple[str, ...]] = (
+        "validation_file", "test_file", "eval_languages", "max_eval_samples", "preprocessing_num_workers",
+        "overwrite_cache", "task_name",
+    )
+
     @property
     def languages(self) -> list[str]:
         return split_languages(self.data_language)
@@ -149,7 +155,8 @@ class IMPArguments:
     )
     rewind_step: int = field(default=0, metadata={"help": "Rewind to the weights after this many steps (0: initial)."})
     prune_scope: str = field(
-        default="global", metadata={"help": "global ranking, or per_stack (encoder and decoder each to the sparsity).",
+        default="global", metadata={"help": "global ranking, or per_stack (encoder and decoder each to the sparsity; "
+                                            "the default for mT5, as the original).",
                                     "choices": ["global", "per_stack"]}
     )
     mask_format: str = field(
@@ -165,7 +172,8 @@ class IMPArguments:
     rewind_scope: str = field(
         default="body",
         metadata={"help": "body: rewind the pre-trained body, the task head keeps training across rounds (the "
-                          "original, for encoder models); all: rewind every parameter.",
+                          "original, for encoder models); all: rewind every parameter (the default for mT5, as the "
+                          "original).",
                   "choices": ["body", "all"]},
     )
 
@@ -189,7 +197,7 @@ class MaskArguments:
                                  "choices": ["pre", "rand"]}
     )
     prune_scope: str = field(
-        default="global", metadata={"help": "For random/oneshot masks: global or per_stack.",
+        default="global", metadata={"help": "For random/oneshot masks: global or per_stack (the default for mT5).",
                                     "choices": ["global", "per_stack"]}
     )
     save_model: bool = field(default=False, metadata={"help": "Save the trained masked model to output_dir/model."})

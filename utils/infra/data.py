@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import pyarrow.compute as pc
@@ -11,17 +12,21 @@ from datasets import ClassLabel, Dataset, List, Sequence, Value, concatenate_dat
 from utils.infra.args import DataArguments
 from utils.infra.errors import UserError, first_line
 
-HUB_ALIASES = {"wikiann": "unimelb-nlp/wikiann", "xnli": "facebook/xnli"}
-# Configs of the hub datasets the paper uses, so a typo in a language stops at once, even offline.
-HUB_LANGUAGES = {
-    "facebook/xnli": "ar bg de el en es fr hi ru sw th tr ur vi zh all_languages".split(),
-    "unimelb-nlp/wikiann": """ace af als am an ang ar arc arz as ast ay az ba bar bat-smg be be-x-old bg bh bn bo br bs
-        ca cbk-zam cdo ce ceb ckb co crh cs csb cv cy da de diq dv el eml en eo es et eu ext fa fi fiu-vro fo fr frr
-        fur fy ga gan gd gl gn gu hak he hi hr hsb hu hy ia id ig ilo io is it ja jbo jv ka kk km kn ko ksh ku ky la
-        lb li lij lmo ln lt lv map-bms mg mhr mi min mk ml mn mr ms mt mwl my mzn nap nds ne nl nn no nov oc or os pa
-        pdc pl pms pnb ps pt qu rm ro ru rw sa sah scn sco sd sh si simple sk sl so sq sr su sv sw szl ta te tg th tk
-        tl tr tt ug uk ur uz vec vep vi vls vo wa war wuu xmf yi yo zea zh zh-classical zh-min-nan zh-yue""".split(),
-}
+
+@dataclass(frozen=True)
+class HubDataset:
+    """A hub dataset whose configs are languages: its id, the short names --dataset_name may use, and its
+    languages (so a typo in a language stops at once, even offline; empty: not checked)."""
+
+    id: str
+    aliases: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+    def resolve(self, dataset_name: Optional[str]) -> str:
+        """The hub id for --dataset_name: this dataset when unset or one of its names, else the name as given."""
+        if dataset_name is None or dataset_name in self.aliases:
+            return self.id
+        return dataset_name
 
 
 def data_file(template: Optional[str], lang: str) -> Optional[str]:
@@ -36,10 +41,11 @@ def load_split(
     lang: str,
     split: str,
     required_fields: Mapping[str, str],
-    default_hub: Optional[str] = None,
+    hub: Optional[HubDataset] = None,
 ) -> Dataset:
-    """One language's split ('train', 'validation', 'test'): the local file if given, else the hub dataset, with
-    every row's `required_fields` ({name: kind}, kinds in FIELD_KINDS) checked."""
+    """One language's split ('train', 'validation', 'test'): the local file if given, else the hub dataset (the
+    task's `hub` unless --dataset_name names another), with every row's `required_fields` ({name: kind}, kinds in
+    FIELD_KINDS) checked."""
     template = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}[split]
     if template is not None:
         if "{lang}" not in template and len(set(data_args.languages + data_args.extra_eval_languages)) > 1:
@@ -47,10 +53,11 @@ def load_split(
         dataset = _load_json_lines(data_file(template, lang), lang)
         source = data_file(template, lang)
     else:
-        hub_id = HUB_ALIASES.get(data_args.dataset_name or "", data_args.dataset_name or default_hub)
+        hub_id = hub.resolve(data_args.dataset_name) if hub is not None else data_args.dataset_name
         if hub_id is None:
             raise UserError(f"no data for the {split} split: pass --dataset_name or --{split}_file")
-        dataset = _load_hub(hub_id, lang, split)
+        known = hub.languages if hub is not None and hub_id == hub.id else ()
+        dataset = _load_hub(hub_id, lang, split, known)
         source = f"{hub_id} ({lang}, {split})"
     missing = [f for f in required_fields if f not in dataset.column_names]
     if missing:
@@ -113,9 +120,8 @@ def _load_json_lines(path: str, lang: str) -> Dataset:
         raise UserError(f"cannot read {path} as JSON lines: {first_line(error)}") from None
 
 
-def _load_hub(hub_id: str, lang: str, split: str) -> Dataset:
-    known = HUB_LANGUAGES.get(hub_id)
-    if known is not None and lang not in known:
+def _load_hub(hub_id: str, lang: str, split: str, known: tuple[str, ...] = ()) -> Dataset:
+    if known and lang not in known:
         close = difflib.get_close_matches(lang, known, n=3)
         hint = f" (close: {', '.join(close)})" if close else ""
         raise UserError(f"unknown language '{lang}' for {hub_id}{hint}")

@@ -13,45 +13,56 @@ mask). Run ids double as directories under the study directory:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from utils.core.budget import round_length, step_budget
 from utils.infra.errors import UserError
 from utils.infra.io import read_json
 from utils.infra.outputs import FINETUNE_RESULTS, IMP_RESULTS, RunPaths
+from utils.tasks.registry import task_spec
 from . import schema
+
+if TYPE_CHECKING:
+    from utils.tasks.base import TaskSpec
 
 
 @dataclass(frozen=True)
 class TaskKind:
-    """A task's scripts, the dataclasses their configs are checked against, and the paper's sizes and compute."""
+    """A task of utils.tasks.registry (its scripts and argument classes) and the paper's sizes and compute."""
 
-    imp_script: str
-    finetune_script: str
-    data_arguments: str  # "module:Class"
-    imp_arguments: str
-    mask_arguments: str
-    paper_train_size: int  # training examples per language (paper Table 7)
+    task: str
+    paper_train_size: int  # training examples per language (paper Table 7; PAWS-X: the hub's English train split)
     paper_imp: tuple[int, float]  # (optimizer steps, GPU-hours) per language (paper: compute, Quadro RTX 8000)
     paper_finetune: tuple[int, float]
+    speed_note: str = ""  # where the compute figures are another task's
+
+    @property
+    def spec(self) -> TaskSpec:
+        return task_spec(self.task)
+
+    @property
+    def imp_script(self) -> str:
+        return self.spec.imp_script
+
+    @property
+    def finetune_script(self) -> str:
+        return self.spec.finetune_script
 
 
 # Steps behind the paper's GPU-hours: NER IMP 10 rounds x 1,875; XNLI 10 x 36,813; MLM 10 x 10,000;
-# fine-tuning NER 3 epochs x 625; XNLI 3 x 12,270; MLM 20,000 (max_steps). The paper gives no mT5 figure.
+# fine-tuning NER 3 epochs x 625; XNLI 3 x 12,270; MLM 20,000 (max_steps). The paper gives no mT5 or PAWS-X figure.
+_XNLI_COMPUTE = ((368_130, 45.0), (36_810, 15.0))
 TASK_KINDS = {
-    "ner": TaskKind("LT_ner.py", "ner_fine_tune.py", "utils.tasks.ner:NerDataArguments", "utils.infra.args:IMPArguments",
-                    "utils.infra.args:MaskArguments", 20_000, (18_750, 4.5), (1_875, 0.5)),
-    "xnli": TaskKind("LT_xnli.py", "xnli_fine_tune.py", "utils.tasks.xnli:XnliDataArguments", "utils.infra.args:IMPArguments",
-                     "utils.infra.args:MaskArguments", 392_702, (368_130, 45.0), (36_810, 15.0)),
-    "mlm": TaskKind("LT_pretrain.py", "pretrain_trans.py", "utils.tasks.mlm:MlmDataArguments", "utils.infra.args:IMPArguments",
-                    "utils.infra.args:MaskArguments", 1_600_000, (100_000, 15.0), (20_000, 6.0)),
-    "mt5_xnli": TaskKind("LT_mt5_xnli.py", "mt5_xnli_fine_tune.py", "utils.tasks.mt5_xnli:Mt5XnliDataArguments",
-                         "utils.tasks.mt5_xnli:Mt5IMPArguments", "utils.tasks.mt5_xnli:Mt5MaskArguments", 392_702,
-                         (368_130, 45.0), (36_810, 15.0)),
+    "ner": TaskKind("ner", 20_000, (18_750, 4.5), (1_875, 0.5)),
+    "xnli": TaskKind("xnli", 392_702, *_XNLI_COMPUTE),
+    "mlm": TaskKind("mlm", 1_600_000, (100_000, 15.0), (20_000, 6.0)),
+    "mt5_xnli": TaskKind("mt5_xnli", 392_702, *_XNLI_COMPUTE,
+                         speed_note=" of mBERT XNLI (no mT5 figure; mT5-base is ~3x larger, so expect more)"),
+    "pawsx": TaskKind("pawsx", 49_401, *_XNLI_COMPUTE,
+                      speed_note=" of mBERT XNLI (no PAWS-X figure; the same model and pair lengths)"),
 }
 TRAINING_KINDS = ("imp", "transfer", "baseline", "cross_task")
 ANALYSIS_KINDS = ("consensus", "similarity", "retrieval", "summary")
@@ -141,18 +152,14 @@ def _read_config(path: str, where: str) -> dict:
     return data
 
 
-def _dataclass(ref: str) -> type:
-    module, name = ref.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def script_options(kind: TaskKind, phase: str) -> dict[str, Any]:
     """Every key a script's config accepts, with its default (the scripts' own dataclasses decide)."""
     from utils.infra.args import ExperimentTrainingArguments, ModelArguments
 
-    third = kind.imp_arguments if phase == "imp" else kind.mask_arguments
+    spec = kind.spec
+    third = spec.imp_arguments if phase == "imp" else spec.mask_arguments
     options: dict[str, Any] = {}
-    for cls in (ModelArguments, _dataclass(kind.data_arguments), _dataclass(third), ExperimentTrainingArguments):
+    for cls in (ModelArguments, spec.data_arguments, third, ExperimentTrainingArguments):
         for f in dataclasses.fields(cls):
             if f.init:
                 options[f.name] = f.default if f.default is not dataclasses.MISSING else None
@@ -528,7 +535,5 @@ def steps_per_second(study: Study, run: Run) -> tuple[Optional[float], str]:
         return float(own[key]), "study file"
     kind = TASK_KINDS[run.task_kind]
     steps, hours = kind.paper_imp if run.is_imp else kind.paper_finetune
-    source = f"paper: {hours:g} GPU-h per language for {steps:,} steps"
-    if run.task_kind == "mt5_xnli":
-        source += " of mBERT XNLI (no mT5 figure; mT5-base is ~3x larger, so expect more)"
+    source = f"paper: {hours:g} GPU-h per language for {steps:,} steps" + kind.speed_note
     return steps / (hours * 3600), source

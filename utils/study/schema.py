@@ -5,6 +5,7 @@ import difflib
 from typing import Any, Iterable
 
 from utils.infra.errors import UserError
+from utils.tasks.registry import TASK_MODULES
 
 # A type name per key: str, int, number, bool, dict, list[str], list[int], list[number], list[dict], or a tuple of
 # allowed string values.
@@ -17,7 +18,7 @@ TOP_LEVEL = {
 }
 REQUIRED_TOP_LEVEL = ("name", "seeds", "tasks")
 TASK = {
-    "kind": ("ner", "xnli", "mlm", "mt5_xnli"), "imp_config": "str", "finetune_config": "str",
+    "kind": tuple(TASK_MODULES), "imp_config": "str", "finetune_config": "str",
     "languages": "list[str]", "model": "str", "imp_overrides": "dict", "finetune_overrides": "dict",
     "eval_languages": "list[str]",
 }

@@ -33,7 +33,7 @@ from utils.infra.args import DataArguments, ExperimentTrainingArguments, ModelAr
 from utils.infra.data import data_file, equal_share_mixture, first, load_split, map_examples, pad_multiple
 from utils.infra.errors import UserError
 from utils.infra.models import load_model, load_tokenizer, max_positions
-from utils.core.training import TaskSetup
+from utils.tasks.base import TaskSetup, TaskSpec
 
 DEFAULT_BLOCK_SIZE = 512
 # Fixed, not --seed: runs with different seeds are scored on the same held-out articles and masked positions.
@@ -59,6 +59,9 @@ class MlmDataArguments(DataArguments):
     def __post_init__(self) -> None:
         if not self.mlm:  # the ranges of the other flags are checked in utils.infra.validation
             raise UserError("--mlm false: masked language modelling is the only objective of these scripts; drop it")
+
+
+SPEC = TaskSpec("mlm", "LT_pretrain.py", "pretrain_trans.py", MlmDataArguments)  # local text files, no hub default
 
 
 def build_mlm(

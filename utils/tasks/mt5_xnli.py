@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 import torch
 from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PretrainedConfig
 
-from utils.infra.args import DataArguments, ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments
-from utils.infra.data import build_splits, load_split, map_examples, pad_multiple
+from utils.infra.args import DataArguments, ExperimentTrainingArguments, ModelArguments
+from utils.infra.data import build_splits, map_examples, pad_multiple
 from utils.infra.errors import UserError
 from utils.infra.models import check_room_for_text, load_model, load_tokenizer
-from utils.core.training import TaskSetup
-from utils.tasks.xnli import FIELDS, label_ids
+from utils.tasks.base import TaskSetup
+from utils.tasks.base import TaskSpec
+from utils.tasks.xnli import LABELS as LABEL_WORDS, XNLI
 
-LABEL_WORDS = ("entailment", "neutral", "contradiction")  # XNLI's label ids 0, 1, 2
 UNPARSEABLE = -1
 GOLD_COLUMN = "class_index"  # the gold label id, carried next to the eval examples
 
@@ -53,39 +53,19 @@ class Mt5XnliDataArguments(DataArguments):
     )
     num_beams: int = field(default=1, metadata={"help": "Beam size for evaluation (1: greedy, as the original)."})
 
+    eval_only_fields: ClassVar[tuple[str, ...]] = DataArguments.eval_only_fields + ("val_max_target_length", "num_beams")
+
     @property
     def eval_target_length(self) -> int:
         return self.val_max_target_length or self.max_target_length
 
 
-@dataclass
-class Mt5IMPArguments(IMPArguments):
-    """IMP for mT5 with the original's defaults: encoder and decoder each pruned to the round's sparsity, and
-    every parameter rewound."""
-
-    prune_scope: str = field(
-        default="per_stack",
-        metadata={"help": "per_stack: encoder and decoder each to the sparsity (the original); global: one ranking.",
-                  "choices": ["global", "per_stack"]},
-    )
-    rewind_scope: str = field(
-        default="all",
-        metadata={"help": "all: rewind every parameter, lm_head included (the original, for mT5); body: the "
-                          "output layer keeps training across rounds.",
-                  "choices": ["body", "all"]},
-    )
-
-
-@dataclass
-class Mt5MaskArguments(MaskArguments):
-    """Fixed-mask fine-tuning for mT5: random / one-shot masks are made per stack by default."""
-
-    prune_scope: str = field(
-        default="per_stack",
-        metadata={"help": "For random/oneshot masks: per_stack (encoder and decoder each) or global.",
-                  "choices": ["global", "per_stack"]},
-    )
-
+# The original's defaults for mT5: encoder and decoder each pruned to the round's sparsity (also for random /
+# one-shot masks), and every parameter rewound, lm_head included.
+SPEC = TaskSpec("mt5_xnli", "LT_mt5_xnli.py", "mt5_xnli_fine_tune.py", Mt5XnliDataArguments, hub=XNLI.hub,
+                defaults=(("prune_scope", "per_stack"), ("rewind_scope", "all")))
+Mt5IMPArguments = SPEC.imp_arguments
+Mt5MaskArguments = SPEC.mask_arguments
 
 def build_mt5_xnli(
     model_args: ModelArguments,
@@ -103,8 +83,7 @@ def build_mt5_xnli(
     check_room_for_text(tokenizer, data_args.max_source_length, "--max_source_length")
 
     def encode(split: str, lang: str):
-        raw = load_split(data_args, lang, split, FIELDS, default_hub="facebook/xnli")
-        raw = label_ids(raw, f"XNLI {lang} {split}")  # ids 0..2, or label words as in utils/tasks/xnli.py
+        raw = XNLI.load(data_args, lang, split)  # ids 0..2, from ids or label words as for mBERT
         is_train = split == "train"
         target_length = data_args.max_target_length if is_train else data_args.eval_target_length
         return map_examples(

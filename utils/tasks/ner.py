@@ -8,13 +8,20 @@ from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from utils.infra.args import DataArguments, ExperimentTrainingArguments, ModelArguments
-from utils.infra.data import build_splits, check_labels, load_split, map_examples, pad_multiple
+from utils.infra.data import HubDataset, build_splits, check_labels, load_split, map_examples, pad_multiple
 from utils.infra.errors import UserError
 from utils.infra.models import check_input_length, check_room_for_text, load_model, load_tokenizer
-from utils.core.training import TaskSetup
+from utils.tasks.base import TaskSetup, TaskSpec
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]  # WikiANN's tag ids
 INSIDE_OF = [LABELS.index("I-" + tag[2:]) if tag.startswith("B-") else i for i, tag in enumerate(LABELS)]
+HUB = HubDataset("unimelb-nlp/wikiann", aliases=("wikiann",), languages=tuple("""ace af als am an ang ar arc arz as
+    ast ay az ba bar bat-smg be be-x-old bg bh bn bo br bs ca cbk-zam cdo ce ceb ckb co crh cs csb cv cy da de diq dv el
+    eml en eo es et eu ext fa fi fiu-vro fo fr frr fur fy ga gan gd gl gn gu hak he hi hr hsb hu hy ia id ig ilo io is
+    it ja jbo jv ka kk km kn ko ksh ku ky la lb li lij lmo ln lt lv map-bms mg mhr mi min mk ml mn mr ms mt mwl my mzn
+    nap nds ne nl nn no nov oc or os pa pdc pl pms pnb ps pt qu rm ro ru rw sa sah scn sco sd sh si simple sk sl so sq
+    sr su sv sw szl ta te tg th tk tl tr tt ug uk ur uz vec vep vi vls vo wa war wuu xmf yi yo zea zh zh-classical
+    zh-min-nan zh-yue""".split()))
 
 
 @dataclass
@@ -22,6 +29,9 @@ class NerDataArguments(DataArguments):
     label_all_tokens: bool = field(
         default=False, metadata={"help": "Label every sub-token of a word (default: only the first, -100 elsewhere)."}
     )
+
+
+SPEC = TaskSpec("ner", "LT_ner.py", "ner_fine_tune.py", NerDataArguments, hub=HUB)
 
 
 def build_ner(
@@ -46,7 +56,7 @@ def build_ner(
     check_room_for_text(tokenizer, data_args.max_seq_length, "--max_seq_length")
 
     def encode(split: str, lang: str):
-        raw = load_split(data_args, lang, split, {"tokens": "words", "ner_tags": "ids"}, default_hub="unimelb-nlp/wikiann")
+        raw = load_split(data_args, lang, split, {"tokens": "words", "ner_tags": "ids"}, hub=HUB)
         check_labels(raw, "ner_tags", len(LABELS), f"NER {lang} {split}")
         _check_lengths(raw, f"NER {lang} {split}")
         return map_examples(raw, lambda batch: _tokenize_and_align(batch, tokenizer, data_args), data_args,
