@@ -6,7 +6,8 @@ from typing import Any, Callable, Optional
 from utils.core.masks import Mask, read_mask_metadata
 from utils.core.pruning import oneshot_prune, random_prune
 from utils.core.session import RunSession
-from utils.core.training import MaskedTrainer, TaskSetup, format_metrics
+from utils.core.training import MaskedTrainer, format_metrics
+from utils.tasks.base import TaskSetup
 from utils.infra.args import ExperimentTrainingArguments, MaskArguments, config_dict
 from utils.infra.errors import UserError
 from utils.infra.outputs import mask_file_bytes, run_inputs

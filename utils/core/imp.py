@@ -23,7 +23,8 @@ from utils.core.budget import round_length
 from utils.core.masks import Mask, safe_torch_load
 from utils.core.pruning import magnitude_prune, sparsity_schedule
 from utils.core.session import RunSession
-from utils.core.training import MaskedTrainer, TaskSetup, format_metrics
+from utils.core.training import MaskedTrainer, format_metrics
+from utils.tasks.base import TaskSetup
 from utils.infra.args import IMPArguments, ExperimentTrainingArguments, config_dict
 from utils.infra.errors import Interrupted, UserError
 from utils.infra.io import save_tensors

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from accelerate import PartialState
 
-from utils.core.training import MaskedTrainer, TaskSetup
+from utils.core.training import MaskedTrainer
+from utils.tasks.base import TaskSetup
 from utils.infra.args import ExperimentTrainingArguments
 from utils.infra.outputs import RunPaths, check_free_space, clear_entries, plan_run
 from utils.infra.progress import setup_logging
