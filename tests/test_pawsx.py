@@ -101,7 +101,7 @@ def test_imp_then_fine_tuning_on_the_tiny_model(run_script, paws_args, tmp_path)
         assert set(entry["eval"]) == {"fr", "en", "average"} and 0.0 <= entry["eval"]["fr"]["accuracy"] <= 1.0
     for sparsity in (25, 50):
         mask = Mask.load(tmp_path / "imp" / "masks" / f"sparsity_{sparsity}.pt")
-        assert POOLER in mask.tensors and len(mask.tensors) == 13  # 2 layers x 6 matrices + the pooler dense
+        assert POOLER in mask and len(mask) == 13  # 2 layers x 6 matrices + the pooler dense
         assert mask.num_weights - mask.num_kept == round(sparsity / 100 * mask.num_weights)  # exact count
     tuned = run_script("pawsx_fine_tune.py", *paws_args(
         "ft", "--data_language", "es", "--mask_dir", str(tmp_path / "imp" / "masks" / "sparsity_50.pt"),
