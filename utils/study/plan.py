@@ -457,7 +457,7 @@ def _add_retrieval(study: Study) -> None:
     if not pairs or any(len(pair.split("-")) != 2 for pair in pairs):
         raise UserError(f"{where}: 'pairs' must list language pairs like 'en-fr'")
     tasks = [_task(study, name, "retrieval.tasks") for name in spec.get("tasks", [])] or \
-        [t for t in study.tasks.values() if t.kind_name != "mt5_xnli"]
+        [t for t in study.tasks.values() if t.kind.spec.in_default_retrieval]
     seed = study.seeds[0]
     for pair in pairs:
         src, tgt = pair.split("-")

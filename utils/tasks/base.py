@@ -54,6 +54,7 @@ class TaskSpec:
     data_arguments: type
     hub: Optional[HubDataset] = None
     defaults: tuple[tuple[str, Any], ...] = ()
+    in_default_retrieval: bool = True  # a study's retrieval runs use its tickets unless told which (Fig. 7: mBERT's)
 
     @cached_property
     def imp_arguments(self) -> type:

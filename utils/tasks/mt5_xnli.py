@@ -63,7 +63,7 @@ class Mt5XnliDataArguments(DataArguments):
 # The original's defaults for mT5: encoder and decoder each pruned to the round's sparsity (also for random /
 # one-shot masks), and every parameter rewound, lm_head included.
 SPEC = TaskSpec("mt5_xnli", "LT_mt5_xnli.py", "mt5_xnli_fine_tune.py", Mt5XnliDataArguments, hub=XNLI.hub,
-                defaults=(("prune_scope", "per_stack"), ("rewind_scope", "all")))
+                defaults=(("prune_scope", "per_stack"), ("rewind_scope", "all")), in_default_retrieval=False)
 Mt5IMPArguments = SPEC.imp_arguments
 Mt5MaskArguments = SPEC.mask_arguments
 
