@@ -106,3 +106,20 @@ def test_rank_deficient_constant_and_too_small_inputs():
     check_cca_samples(11, 5, 5)
     with pytest.raises(UserError, match="too few sentence pairs"):
         check_cca_samples(10, 5, 5, "sentence pairs")
+
+
+def test_a_permuted_basis_equals_the_basis_of_permuted_rows():
+    """The shuffled-pairs baseline reuses each side's SVD: reordering samples only reorders U's rows."""
+    from utils.analysis.cca import full_basis, permuted, pwcca_of, svcca_of
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 12))
+    y = x @ rng.normal(size=(12, 9)) + 0.5 * rng.normal(size=(200, 9))
+    order = rng.permutation(200)
+    bx, by = full_basis(x), full_basis(y)
+    fresh, reused = full_basis(y[order]), permuted(by, order)
+    assert svcca_of(bx, reused)["value"] == pytest.approx(svcca_of(bx, fresh)["value"], abs=1e-12)
+    assert pwcca_of(bx, reused) == pytest.approx(pwcca_of(bx, fresh), abs=1e-12)
+    assert svcca_of(bx, by)["value"] == pytest.approx(svcca(x, y)["value"], abs=1e-12)
+    assert svcca(x, y)["value"] > 0.9
+    assert pwcca_of(bx, reused) < 0.5  # shuffled pairs lose the relation

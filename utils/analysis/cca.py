@@ -80,20 +80,35 @@ class Basis:
 def principal_basis(x: np.ndarray, variance: Optional[float] = None, dims: Optional[int] = None) -> Basis:
     """Top singular directions of centred x: all above the rank tolerance, or the fewest explaining `variance`
     of the total (SVCCA's 0.99), or the top `dims`; both limits apply when both are given."""
+    return truncated(full_basis(x), variance, dims)
+
+
+def full_basis(x: np.ndarray) -> Basis:
+    """Every singular direction of centred x above the rank tolerance (one SVD; `truncated` cuts it down)."""
     xc = centered(x)
     u, s, _ = np.linalg.svd(xc, full_matrices=False)
     rank = int((s > _rank_tolerance(np.asarray(x), s)).sum())
-    keep = rank
-    if variance is not None and rank:
+    return Basis(xc, u[:, :rank], s[:rank], rank)
+
+
+def truncated(basis: Basis, variance: Optional[float] = None, dims: Optional[int] = None) -> Basis:
+    """The leading directions of `basis` explaining `variance` of its total, and at most `dims` of them."""
+    keep, s = basis.rank, basis.singular_values
+    if variance is not None and keep:
         if not 0.0 < variance <= 1.0:
             raise UserError(f"the variance to keep must be in (0, 1], got {variance}")
-        energy = np.cumsum(s[:rank] ** 2) / float(np.sum(s[:rank] ** 2))
+        energy = np.cumsum(s ** 2) / float(np.sum(s ** 2))
         keep = min(keep, int(np.searchsorted(energy, variance - 1e-12)) + 1)
     if dims is not None:
         if dims < 1:
             raise UserError(f"the number of directions to keep must be >= 1, got {dims}")
         keep = min(keep, dims)
-    return Basis(xc, u[:, :keep], s[:keep], rank)
+    return Basis(basis.xc, basis.u[:, :keep], s[:keep], basis.rank)
+
+
+def permuted(basis: Basis, order: np.ndarray) -> Basis:
+    """The basis of the same data with its samples (rows) reordered: no new SVD needed."""
+    return Basis(basis.xc[order], basis.u[order], basis.singular_values, basis.rank)
 
 
 def check_cca_samples(n: int, dims_x: int, dims_y: int, what: str = "samples") -> None:
@@ -126,8 +141,12 @@ def svcca(x: np.ndarray, y: np.ndarray, variance: float = 0.99, dims: Optional[i
 
     Returns {'value', 'dims_x', 'dims_y'}; value is NaN when a side is constant (e.g. [CLS] at the embeddings).
     """
-    bx = principal_basis(x, None if dims else variance, dims)
-    by = principal_basis(y, None if dims else variance, dims)
+    return svcca_of(full_basis(x), full_basis(y), variance, dims)
+
+
+def svcca_of(bx: Basis, by: Basis, variance: float = 0.99, dims: Optional[int] = None) -> dict:
+    """`svcca` on full bases (`full_basis`)."""
+    bx, by = truncated(bx, None if dims else variance, dims), truncated(by, None if dims else variance, dims)
     if not bx.u.shape[1] or not by.u.shape[1]:
         return {"value": math.nan, "dims_x": bx.u.shape[1], "dims_y": by.u.shape[1]}
     result = canonical_correlations(bx, by)
@@ -136,7 +155,12 @@ def svcca(x: np.ndarray, y: np.ndarray, variance: float = 0.99, dims: Optional[i
 
 def pwcca(x: np.ndarray, y: np.ndarray, dims: Optional[int] = None) -> float:
     """Projection-weighted mean canonical correlation (Morcos et al. 2018); all directions, or the top `dims`."""
-    bx, by = principal_basis(x, dims=dims), principal_basis(y, dims=dims)
+    return pwcca_of(full_basis(x), full_basis(y), dims)
+
+
+def pwcca_of(bx: Basis, by: Basis, dims: Optional[int] = None) -> float:
+    """`pwcca` on full bases (`full_basis`)."""
+    bx, by = truncated(bx, dims=dims), truncated(by, dims=dims)
     if not bx.u.shape[1] or not by.u.shape[1]:
         return math.nan
     result = canonical_correlations(bx, by)

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from utils.analysis.cca import check_cca_samples, linear_cka, pwcca, svcca
+from utils.analysis.cca import Basis, check_cca_samples, full_basis, linear_cka, permuted, pwcca_of, svcca_of
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
 from utils.core.masks import common_model
@@ -52,11 +52,12 @@ def _value(x: float) -> Optional[float]:
     return None if x is None or math.isnan(x) else float(x)
 
 
-def measures(x: np.ndarray, y: np.ndarray, variance: float, dims: Optional[int]) -> dict:
-    """SVCCA (with the directions it kept), PWCCA and linear CKA of one layer; None where undefined."""
-    sv = svcca(x, y, variance, dims)
+def measures(x: np.ndarray, y: np.ndarray, bx: Basis, by: Basis, variance: float, dims: Optional[int]) -> dict:
+    """SVCCA (with the directions it kept), PWCCA and linear CKA of one layer, given each side's full basis
+    (`full_basis`, one SVD a side for all three); None where undefined."""
+    sv = svcca_of(bx, by, variance, dims)
     return {"svcca": _value(sv["value"]), "svcca_dims": [sv["dims_x"], sv["dims_y"]],
-            "pwcca": _value(pwcca(x, y, dims)), "cka": _value(linear_cka(x, y))}
+            "pwcca": _value(pwcca_of(bx, by, dims)), "cka": _value(linear_cka(x, y))}
 
 
 def similarity_by_layer(a_layers: np.ndarray, b_layers: np.ndarray, variance: float, dims: Optional[int],
@@ -65,8 +66,9 @@ def similarity_by_layer(a_layers: np.ndarray, b_layers: np.ndarray, variance: fl
     permutation = np.random.default_rng(seed).permutation(a_layers.shape[1])
     rows = []
     for layer, (a, b) in enumerate(zip(a_layers, b_layers)):
-        row = {"layer": layer, **measures(a, b, variance, dims)}
-        shuffled = measures(a, b[permutation], variance, dims)
+        ba, bb = full_basis(a), full_basis(b)
+        row = {"layer": layer, **measures(a, b, ba, bb, variance, dims)}
+        shuffled = measures(a, b[permutation], ba, permuted(bb, permutation), variance, dims)
         row.update({f"{m}_shuffled": shuffled[m] for m in MEASURES})
         if row["svcca"] is None:
             row["note"] = "a side is the same vector for every sentence (e.g. [CLS] at the embeddings)"
