@@ -128,7 +128,7 @@ def run_representation_similarity(model_args, args: RepresentationArguments) -> 
     except UserError as error:
         raise UserError(f"{error}; {cca_advice(len(data.src), dims, args.max_sentences)}") from None
     print(f"representation similarity {data.src_lang}-{data.tgt_lang} ({args.compare}): {len(data.src)} pairs "
-          f"from {data.source}, {args.pooling} pooling")
+          f"from {data.source} ({data.describe()}), {args.pooling} pooling")
     embed = partial(embed_layers, tokenizer=tokenizer, pooling=args.pooling, batch_size=args.batch_size,
                     max_length=args.max_seq_length, normalize=False)
     result = {
