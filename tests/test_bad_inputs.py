@@ -85,6 +85,13 @@ CASES = [
     ("num_beams_0", lambda m, o, t: ["LT_mt5_xnli.py", "--model_name_or_path", "x", "--output_dir", o, "--num_beams",
                                      "0"], "--num_beams must be a whole number >= 1, got 0"),
     ("sparsity_percent", lambda m, o, t: ner_ft(m, o, "--sparsity", "100"), "--sparsity must be a fraction in [0, 1)"),
+    ("fp16_on_cpu", lambda m, o, t: ner_ft(m, o, "--fp16"),
+     "--fp16 needs a GPU: this run trains on the CPU, where float16 autocast changes the results; drop --fp16"),
+    ("resume_fine_tuning", lambda m, o, t: ner_ft(m, o, "--resume"),
+     "--resume continues an IMP run; a fine-tuning run restarts from its mask: drop --resume "
+     "(--discard_unfinished_run clears an unfinished run's folder)"),
+    ("report_to_none_and_more", lambda m, o, t: ner_ft(m, o, "--report_to", "none", "wandb"),
+     "--report_to none stands alone, not with wandb"),
     ("lth_without_mask", lambda m, o, t: ner_ft(m, o, "--pruning_type", "lth"), "--pruning_type lth needs --mask_dir"),
     ("retrieval_k_0", lambda m, o, t: retrieval(m, o, "--k", "0"), "--k must be a whole number >= 1, got 0"),
     ("retrieval_one_sentence", lambda m, o, t: retrieval(m, o, "--max_sentences", "1"), "--max_sentences must be"),

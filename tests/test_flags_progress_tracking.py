@@ -52,6 +52,24 @@ def test_refused_flag_in_a_config_and_defaults_accepted(tmp_path):
     assert training.data_seed == 3 and training.report_to == [] and training.logging_dir == "L"
 
 
+@pytest.mark.parametrize("flags, trackers", [
+    (["--report_to", "tensorboard", "wandb"], ["tensorboard", "wandb"]),  # the Hugging Face scripts' list form
+    (["--report_to", "tensorboard,wandb"], ["tensorboard", "wandb"]),
+    (["--report_to", "mlflow, tensorboard", "wandb", "mlflow"], ["mlflow", "tensorboard", "wandb"]),
+    (["--report_to", "none"], []),
+    (["--report_to", "tensorboard"], ["tensorboard"]),
+    ([], ["tensorboard"]),  # the default, with tensorboard installed (requirements.txt)
+])
+def test_report_to_takes_words_and_comma_lists(flags, trackers, tmp_path):
+    assert parse_args(IMP_TYPES, BASE + flags)[3].report_to == trackers
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model_name_or_path": "m", "output_dir": "o", "report_to": ["tensorboard", "wandb"]}))
+    assert parse_args(IMP_TYPES, [str(config)])[3].report_to == ["tensorboard", "wandb"]
+    for alone in ("all", "none"):
+        with pytest.raises(UserError, match=f"^--report_to {alone} stands alone, not with wandb$"):
+            parse_args(IMP_TYPES, BASE + ["--report_to", alone, "wandb"])
+
+
 def test_policy_covers_every_training_field():
     from dataclasses import fields
     from transformers import TrainingArguments

@@ -128,6 +128,42 @@ def test_consensus_ticket_trains_under_ner_fine_tune(tmp_path, tiny_models, run_
     assert "--masks must be two or more mask files" in capsys.readouterr().err
 
 
+def test_a_mask_without_any_weight_of_a_matrix_is_refused_unless_asked(tmp_path, tiny_models, run_script, capsys):
+    """--sparsity 99.99999 rounds to every weight removed: mask_ops.py refuses to write it (one line naming the
+    first matrix); written with --allow_empty_matrices, fine-tuning under it refuses before training."""
+    from transformers import AutoModelForTokenClassification
+
+    from utils.infra.args import ModelArguments
+    from utils.infra.models import load_model
+
+    model_name = str(tiny_models / "mbert-tiny")
+    weights = prunable_weights(load_model(AutoModelForTokenClassification, ModelArguments(model_name), num_labels=7))
+    paths = [str(tmp_path / f"{lang}.pt") for lang in ("en", "fr")]
+    for seed, path in enumerate(paths):
+        random_prune(weights, 0.5, seed).save(path, {"task": "ner", "languages": ["en"], "model": model_name})
+    out = tmp_path / "empty.pt"
+    argv = ("--operation", "union", "--masks", *paths, "--output", str(out), "--sparsity", "99.99999")
+    with pytest.raises(SystemExit) as stop:
+        run_script("mask_ops.py", *argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and err == [
+        f"error: the result removes every weight of {next(iter(weights))} (and {len(weights) - 1} more matrices), so "
+        "fine-tuning under it is refused: re-prune to a lower --sparsity, or pass --allow_empty_matrices to write "
+        "it anyway"]
+    assert not out.exists()
+    assert run_script("mask_ops.py", *argv, "--allow_empty_matrices")["sparsity"] == 1.0
+    assert Mask.load(out).empty_matrices() == list(weights)
+    with pytest.raises(SystemExit) as stop:
+        run_script("ner_fine_tune.py", "--mask_dir", str(out), "--output_dir", str(tmp_path / "ft"),
+                   "--model_name_or_path", model_name, "--data_language", "en", *NER_DATA, "--do_train",
+                   "--max_steps", "2", "--use_cpu")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and err == [
+        f"error: {out} removes every weight of {next(iter(weights))} (and {len(weights) - 1} more matrices): "
+        "fine-tuning under it cannot learn there; use a mask that keeps some weights of every matrix"]
+    assert not (tmp_path / "ft" / "finetune_results.json").exists()
+
+
 def test_reprune_per_stack_brings_each_stack_to_the_sparsity():
     """Encoder fully kept, decoder 25% kept; to 50% per stack: the encoder's 4 smallest go and the decoder's 2
     largest outside it come back. One global ranking would instead remove the two 1.0s (one per stack) only."""

@@ -129,3 +129,15 @@ def test_layer_and_matrix_names():
     assert matrix_type("bert.encoder.layer.3.output.dense.weight") == "output"
     assert matrix_type("decoder.block.0.layer.1.EncDecAttention.k.weight") == "decoder.cross_attn.k"
     assert matrix_type("encoder.block.0.layer.1.DenseReluDense.wi_1.weight") == "encoder.ffn.wi_1"
+
+
+def test_empty_matrices_are_those_with_no_weight_kept():
+    from utils.core.masks import empty_matrices_text
+
+    mask = Mask({"a.weight": torch.zeros(2, 3, dtype=torch.bool), "b.weight": torch.tensor([[False, True]]),
+                 "c.weight": torch.zeros(0, 4, dtype=torch.bool), "d.weight": torch.zeros(1, 1, dtype=torch.bool)})
+    assert mask.empty_matrices() == ["a.weight", "d.weight"]  # a 0-size matrix has no weight to lose
+    assert Mask({"b.weight": torch.tensor([[False, True]])}).empty_matrices() == []
+    assert empty_matrices_text(["a.weight"]) == "a.weight"
+    assert empty_matrices_text(["a.weight", "d.weight"]) == "a.weight (and 1 more matrix)"
+    assert empty_matrices_text(["a", "b", "c"]) == "a (and 2 more matrices)"

@@ -92,10 +92,18 @@ def test_bad_inputs_stop_with_one_line(tmp_path, tiny_models, run_script, capsys
               "--no_plots")
     with pytest.raises(SystemExit):
         run_script("representation_similarity.py", *common, "--tsv", str(tsv))
-    assert "too few sentence pairs for CCA: 100, but 64 + 64 directions" in capsys.readouterr().err
-    result = run_script("representation_similarity.py", *common, "--tsv", str(tsv), "--cca_dims", "20",
-                        "--pooling", "mean")
-    assert result["comparisons"][0]["layers"][1]["svcca_dims"] == [20, 20]
+    err = capsys.readouterr().err
+    assert "too few sentence pairs for CCA: 100, but 64 + 64 directions" in err
+    assert err.strip().endswith("; give more than 128 pairs, or pass --cca_dims 49 (or fewer) to keep fewer "
+                                "directions a side")
+    result = run_script("representation_similarity.py", *common, "--tsv", str(tsv), "--cca_dims", "49",
+                        "--pooling", "mean")  # the advice can be followed: 100 pairs > 2 x 49
+    assert result["comparisons"][0]["layers"][1]["svcca_dims"] == [49, 49]
+    with pytest.raises(SystemExit):  # no --cca_dims helps 2 pairs: say how many pairs CCA needs
+        run_script("representation_similarity.py", *common, "--tsv", str(tsv), "--max_sentences", "2")
+    assert capsys.readouterr().err.strip().endswith(
+        "; SVCCA and PWCCA need at least 3 sentence pairs (with --cca_dims 1): give more than 128 pairs (raise "
+        "--max_sentences)")
     other = tmp_path / "other.pt"
     Mask.load(masks["half"]).save(other, {"task": "ner", "languages": ["fr"], "model": "xlm-roberta-base"})
     with pytest.raises(SystemExit):

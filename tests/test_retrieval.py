@@ -10,7 +10,7 @@ import torch
 from utils.infra.errors import UserError
 from utils.core.masks import Mask
 from utils.core.pruning import prunable_weights, random_prune
-from utils.analysis.retrieval import align_mask, margin_retrieval, read_tsv
+from utils.analysis.retrieval import align_mask, margin_retrieval, read_header, read_tsv
 
 SENTENCES = [
     ("Marie Curie was born in Warsaw and worked in Paris.",
@@ -85,6 +85,67 @@ def test_tsv_reading(tmp_path):
         read_tsv(tmp_path / "missing.tsv")
 
 
+def _write(path, text: str):
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def test_a_header_is_read_only_when_it_names_two_known_languages(tmp_path):
+    """'one<TAB>un' is a sentence pair, not a header; 'en<TAB>fr' after a byte-order mark is a header."""
+    pairs = "".join(f"{a}\t{b}\n" for a, b in SENTENCES[:3])
+    words = _write(tmp_path / "words.tsv", "one\tun\ntwo\tdeux\nthree\ttrois\n")
+    data = read_tsv(words, src_lang="en", tgt_lang="fr")
+    assert (data.src, data.tgt, data.header) == (["one", "two", "three"], ["un", "deux", "trois"], None)
+    assert data.describe() == "no header line; languages en-fr from --src_lang/--tgt_lang"
+    bom = _write(tmp_path / "bom.tsv", "\ufeffen\tfr\n" + pairs)
+    data = read_tsv(bom)
+    assert (data.src_lang, data.tgt_lang, data.src, data.tgt) == (
+        "en", "fr", [a for a, _ in SENTENCES[:3]], [b for _, b in SENTENCES[:3]])
+    assert data.describe() == "header line 'en<TAB>fr' read; languages en-fr from its header line"
+    swapped = read_tsv(_write(tmp_path / "de-en.tsv", "\ufeffFR\ten\n" + pairs), src_lang="en")
+    assert (swapped.src_lang, swapped.tgt_lang, swapped.src[0]) == ("en", "fr", SENTENCES[0][1])  # header wins
+    # a byte-order mark inside (two files concatenated) is dropped too, never part of a sentence
+    joined = read_tsv(_write(tmp_path / "en-fr.tsv", pairs + "\ufeff" + pairs))
+    assert joined.src == [a for a, _ in SENTENCES[:3]] * 2 and joined.header is None
+    assert joined.describe() == "no header line; languages en-fr from the file name"
+    # --header: yes takes the first line whatever it says, no never
+    headed = read_tsv(words, header="yes")
+    assert headed.src == ["two", "three"]
+    assert headed.describe() == "header line 'one<TAB>un' read; languages one-un from its header line"
+    as_data = read_tsv(bom, src_lang="en", tgt_lang="fr", header="no")
+    assert (as_data.src[0], as_data.tgt[0], len(as_data.src)) == ("en", "fr", 4)
+    # a file named after two words is not named after languages
+    assert read_tsv(_write(tmp_path / "new-old.tsv", pairs)).describe() == (
+        "no header line; languages src-tgt from defaults (name them with --src_lang/--tgt_lang)")
+
+
+@pytest.mark.parametrize("cells, mode, expected", [
+    (["en", "fr"], "auto", (True, ["en", "fr"])),
+    (["pt-BR", "zh_Hant"], "auto", (True, ["pt-br", "zh_hant"])),
+    (["eng_Latn", "fra_Latn"], "auto", (True, ["eng_latn", "fra_latn"])),
+    (["bat-smg", "ace"], "auto", (True, ["bat-smg", "ace"])),  # WikiANN's languages (the NER hub)
+    (["Source", "target "], "auto", (True, None)),
+    (["one", "un"], "auto", (False, None)),
+    (["no", "no"], "auto", (False, None)),  # the same code twice: a pair of one-word sentences
+    (["is", "it"], "no", (False, None)),
+    (["en", "fr", "de"], "auto", (False, None)),
+    (["English", "French"], "yes", (True, ["english", "french"])),
+])
+def test_read_header(cells, mode, expected):
+    assert read_header(cells, mode) == expected
+
+
+def test_header_yes_needs_two_fields_and_header_needs_a_tsv(tmp_path):
+    from utils.analysis.retrieval import ParallelEmbeddingArguments, load_pairs
+
+    with pytest.raises(UserError, match="^--header yes: line 1 must name the two columns, got 3 field"):
+        read_tsv(_write(tmp_path / "x.tsv", "a\tb\tc\nd\te\n"), header="yes")
+    args = ParallelEmbeddingArguments(output_dir=str(tmp_path), dataset_name="wmt14", dataset_config="fr-en",
+                                      header="no")
+    with pytest.raises(UserError, match="^--header applies to --tsv files only$"):
+        load_pairs(args)
+
+
 def test_identity_retrieval_is_perfect_at_every_layer(tmp_path, tiny_models, run_script, capsys):
     path = tmp_path / "same.tsv"
     sentences = [s for pair in SENTENCES for s in pair]
@@ -125,6 +186,8 @@ def test_retrieval_script_with_masks_end_to_end(tmp_path, tiny_models, run_scrip
     assert (out / "retrieval_en-fr.png").is_file()
     printed = capsys.readouterr().out
     assert "no pooler entry" in printed and "en->fr" in printed
+    assert (f"retrieval en->fr: {len(SENTENCES)} pairs from {tsv} (header line 'en<TAB>fr' read; languages en-fr "
+            "from its header line), cls pooling, k=5") in printed.splitlines()
     with pytest.raises(SystemExit):
         run_script("sentence_retrieval.py", "--model_name_or_path", str(tiny_models / "mbert-tiny"),
                    "--output_dir", str(out))

@@ -145,6 +145,16 @@ def test_complete_runs_and_inputs_are_never_cleared(reference, tiny_models, tmp_
           "--train_file", "data/ner/{lang}/train.jsonl", "--max_steps", "1", "--use_cpu", "--overwrite_output_dir",
           "--mask_dir", str(imp_dir / "masks" / "sparsity_25.pt")]
     assert "holds a complete IMP run" in _error(run_script, capsys, "ner_fine_tune.py", *ft)
+    # ... or at its masks/ folder (or deeper): inside another run's folder
+    for inside in (imp_dir / "masks", imp_dir / "masks" / "ft" / "fr"):
+        ft_inside = [*ft[:3], str(inside), *ft[4:]]
+        assert _error(run_script, capsys, "ner_fine_tune.py", *ft_inside) == (
+            f"error: --output_dir {inside} is inside the folder of another run, {os.path.realpath(imp_dir)} (it "
+            "holds imp_results.json): choose a folder outside it")
+    assert not (imp_dir / "masks" / "ft").exists()
+    mask_file = ft[-1]  # --output_dir naming the mask itself
+    assert "is an existing file, not a folder" in _error(run_script, capsys, "ner_fine_tune.py",
+                                                         *[*ft[:3], mask_file, *ft[4:]])
     # an unfinished run whose masks this run reads: not even --discard_unfinished_run deletes them
     results = json.loads((imp_dir / "imp_results.json").read_text())
     results["complete"] = False
@@ -279,3 +289,32 @@ def test_files_without_a_results_file_need_the_explicit_flag(tmp_path):
         plan_run(paths, "finetune", {}, discard=True, inputs=[paths.masks_dir / "sparsity_10.pt"])
     assert plan_run(paths, "imp", {}, discard=True).clear == [paths.masks_dir]  # never notes.txt
     assert plan_run(RunPaths(tmp_path / "new"), "imp", {}).previous is None
+
+
+def test_no_run_inside_another_runs_folder_nor_around_one(tmp_path):
+    """A run folder below another run's (results, rewind snapshot or study record above it) is refused; a folder
+    whose runs/ (the tracking folder a run may clear) holds other runs is never offered for deletion."""
+    from utils.infra.errors import UserError
+    from utils.infra.outputs import RunPaths, plan_run
+
+    for marker in ("imp_results.json", "finetune_results.json", "rewind_weights.pt", "study_run.json"):
+        run = tmp_path / marker.split(".")[0] / "run"
+        run.mkdir(parents=True)
+        (run / marker).write_text("{}")
+        for inside in (run / "masks", run / "a" / "b"):
+            with pytest.raises(UserError) as error:
+                plan_run(RunPaths(inside), "finetune", {})
+            assert str(error.value) == (f"--output_dir {inside} is inside the folder of another run, "
+                                        f"{os.path.realpath(run)} (it holds "
+                                        f"{marker}): choose a folder outside it")
+            assert not inside.exists()
+        assert plan_run(RunPaths(run.parent / "sibling"), "finetune", {}).previous is None
+    top = tmp_path / "top"
+    nested = top / "runs" / "offline" / "LT_ner" / "en" / "imp_results.json"
+    nested.parent.mkdir(parents=True)
+    nested.write_text("{}")
+    for discard in (False, True):
+        with pytest.raises(UserError) as error:
+            plan_run(RunPaths(top), "imp", {}, discard=discard)
+        assert str(error.value) == f"{top} holds other runs' folders (in runs/: {nested}): choose another --output_dir"
+    assert nested.is_file()

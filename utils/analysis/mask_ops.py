@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import torch
 
 from utils.infra.errors import UserError
-from utils.core.masks import Mask, common_model, matrix_type, read_mask_metadata
+from utils.core.masks import Mask, common_model, empty_matrices_text, matrix_type, read_mask_metadata
 from utils.core.pruning import check_sparsity, magnitude_prune, scope_groups
 from utils.analysis.similarity import aligned_matrices
 
@@ -50,6 +50,10 @@ class MaskOpsArguments:
     )
     packed: bool = field(default=False, metadata={"help": "Write 1 bit per weight instead of bool."})
     overwrite: bool = field(default=False, metadata={"help": "Replace --output if it exists."})
+    allow_empty_matrices: bool = field(
+        default=False, metadata={"help": "Write the mask even if it removes every weight of some matrix (fine-tuning "
+                                         "refuses such a mask; mask_similarity.py reads it)."}
+    )
 
 
 def load_aligned(paths: Sequence[str]) -> tuple[list[Mask], list[str]]:
@@ -221,6 +225,11 @@ def run_mask_ops(args: MaskOpsArguments) -> dict:
         print(f"re-pruned to {sparsity:.1%} ({scope}) by |w| of {checkpoint}: {how}")
     elif args.checkpoint or args.prune_scope:
         raise UserError(f"--{'checkpoint' if args.checkpoint else 'prune_scope'} is used only with --sparsity")
+    empty = result.empty_matrices()
+    if empty and not args.allow_empty_matrices:
+        lower = "re-prune to a lower --sparsity" if sparsity is not None else "combine other masks"
+        raise UserError(f"the result removes every weight of {empty_matrices_text(empty)}, so fine-tuning under it "
+                        f"is refused: {lower}, or pass --allow_empty_matrices to write it anyway")
     metadata = {
         "task": next(iter(tasks)) if len(tasks) == 1 else None,
         "languages": _languages(sources),

@@ -85,6 +85,14 @@ def check_arguments(args: RepresentationArguments) -> None:
         raise UserError("--compare dense_vs_ticket needs --src_mask or --tgt_mask (the ticket)")
 
 
+def cca_advice(pairs: int, dims: int, max_sentences: Optional[int]) -> str:
+    """What a user with too few pairs for `dims` directions a side can do (CCA needs pairs > 2 x directions)."""
+    more = f"more than {2 * dims} pairs" + (" (raise --max_sentences)" if max_sentences is not None else "")
+    if pairs < 3:
+        return f"SVCCA and PWCCA need at least 3 sentence pairs (with --cca_dims 1): give {more}"
+    return f"give {more}, or pass --cca_dims {(pairs - 1) // 2} (or fewer) to keep fewer directions a side"
+
+
 def mask_label(info: Optional[dict]) -> str:
     """'ner/en/50%' from the mask's metadata (its file name when it has none), 'dense' without a mask."""
     return "dense" if info is None else default_label(info["path"], info["metadata"] | {"sparsity": info["sparsity"]})
@@ -118,9 +126,9 @@ def run_representation_similarity(model_args, args: RepresentationArguments) -> 
     try:  # before embedding anything: fail fast
         check_cca_samples(len(data.src), dims, dims, "sentence pairs")
     except UserError as error:
-        raise UserError(f"{error}; use more pairs, or --cca_dims K with 2K < {len(data.src)}") from None
+        raise UserError(f"{error}; {cca_advice(len(data.src), dims, args.max_sentences)}") from None
     print(f"representation similarity {data.src_lang}-{data.tgt_lang} ({args.compare}): {len(data.src)} pairs "
-          f"from {data.source}, {args.pooling} pooling")
+          f"from {data.source} ({data.describe()}), {args.pooling} pooling")
     embed = partial(embed_layers, tokenizer=tokenizer, pooling=args.pooling, batch_size=args.batch_size,
                     max_length=args.max_seq_length, normalize=False)
     result = {

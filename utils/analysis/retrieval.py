@@ -12,7 +12,6 @@ base-model prefix is stripped from the mask before it is fitted, so NER, XNLI an
 from __future__ import annotations
 
 import copy
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,10 @@ from utils.infra.outputs import prepare_analysis_dir, remove_unwritten
 from utils.core.pruning import prunable_weights
 from utils.infra.progress import progress_bar
 from utils.analysis.similarity import default_label
+from utils.tasks.registry import is_known_language
 
-_LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
+HEADER_CHOICES = ("auto", "yes", "no")
+BOM = "\ufeff"
 
 
 @dataclass
@@ -39,7 +40,8 @@ class ParallelEmbeddingArguments:
 
     output_dir: str = field(metadata={"help": "Where the JSON (and CSV, PNG) files go."})
     tsv: Optional[str] = field(
-        default=None, metadata={"help": "Local TSV of aligned sentences: source<TAB>target per line (header optional)."}
+        default=None, metadata={"help": "Local TSV of aligned sentences: source<TAB>target per line (header optional: "
+                                        "see --header)."}
     )
     dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset of translation pairs (wmt14)."})
     dataset_config: Optional[str] = field(default=None, metadata={"help": "Its config, e.g. fr-en."})
@@ -48,6 +50,11 @@ class ParallelEmbeddingArguments:
         default=None, metadata={"help": "Source language (default: the TSV's first column, or en)."}
     )
     tgt_lang: Optional[str] = field(default=None, metadata={"help": "Target language (default: the other one)."})
+    header: str = field(
+        default="auto", metadata={"help": "Is the TSV's first line a header? auto: only when it names two different "
+                                          "known language codes (en<TAB>fr) or is source<TAB>target; yes; no.",
+                                  "choices": list(HEADER_CHOICES)}
+    )
     max_sentences: Optional[int] = field(default=None, metadata={"help": "Use only the first N pairs."})
     src_mask: Optional[str] = field(default=None, metadata={"help": "Mask .pt applied when embedding the sources."})
     tgt_mask: Optional[str] = field(default=None, metadata={"help": "Mask .pt applied when embedding the targets."})
@@ -81,31 +88,45 @@ class ParallelData:
     src: list[str]
     tgt: list[str]
     source: str  # where the pairs came from, for the results file
+    languages_from: str  # what named the languages, for the run's log
+    header: Optional[str] = None  # the TSV's header line, when one was read
+
+    def describe(self) -> str:
+        """'header line 'en<TAB>fr' read; languages from it' / 'no header line; languages from the file name'."""
+        shown = (self.header or "").replace("\t", "<TAB>")
+        read = f"header line '{shown}' read" if self.header is not None else "no header line"
+        return f"{read}; languages {self.src_lang}-{self.tgt_lang} from {self.languages_from}"
 
 
-def _is_header(cells: Sequence[str]) -> bool:
-    return all(_LANG_CODE.match(c.strip()) for c in cells) or [c.strip().lower() for c in cells] == ["source", "target"]
+def read_header(cells: Sequence[str], mode: str) -> tuple[bool, Optional[list[str]]]:
+    """Is this first line (BOM stripped, split at tabs) a header, and which languages does it name (None for
+    'source<TAB>target')? auto: only two different known language codes (en<TAB>fr, not one<TAB>un) or
+    source<TAB>target; yes: whatever its two fields say; no: never."""
+    names = [cell.strip() for cell in cells]
+    if mode == "no":
+        return False, None
+    if len(names) != 2 or not all(names):
+        if mode == "yes":
+            raise UserError(f"--header yes: line 1 must name the two columns, got {len(names)} field(s)")
+        return False, None
+    if [n.lower() for n in names] == ["source", "target"]:
+        return True, None
+    codes = [n.lower() for n in names]
+    if mode == "yes" or (codes[0] != codes[1] and all(is_known_language(c) for c in codes)):
+        return True, codes
+    return False, None
 
 
-def read_tsv(path: str | Path, src_lang: Optional[str] = None, tgt_lang: Optional[str] = None,
-             max_sentences: Optional[int] = None) -> ParallelData:
-    """source<TAB>target lines; languages from a header line ('en<TAB>fr'), else the file name (en-fr.tsv)."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"parallel file not found: {path}")
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path} is not UTF-8 text ({first_line(error)})") from None
-    columns: Optional[list[str]] = None
-    first = 1
-    if lines and len(lines[0].split("\t")) == 2 and _is_header(lines[0].split("\t")):
-        header = [c.strip() for c in lines[0].split("\t")]
-        columns = None if header == ["source", "target"] else header
-        lines, first = lines[1:], 2
-    if columns is None:
-        match = re.match(r"^([a-z]{2,3})-([a-z]{2,3})$", file.stem)
-        columns = [match.group(1), match.group(2)] if match else None
+def _file_languages(file: Path) -> Optional[list[str]]:
+    """['en', 'fr'] from a file named en-fr.tsv (two known language codes), else None."""
+    parts = file.stem.split("-")
+    if len(parts) == 2 and parts[0] != parts[1] and all(is_known_language(p) for p in parts):
+        return [p.lower() for p in parts]
+    return None
+
+
+def _pairs(lines: Sequence[str], first: int, path: str | Path) -> tuple[list[str], list[str]]:
+    """Sources and targets of source<TAB>target lines (numbered from `first`); blank lines are skipped."""
     src, tgt = [], []
     for number, line in enumerate(lines, start=first):
         if not line.strip():
@@ -118,16 +139,41 @@ def read_tsv(path: str | Path, src_lang: Optional[str] = None, tgt_lang: Optiona
         tgt.append(cells[1].strip())
     if not src:
         raise UserError(f"{path} holds no sentence pairs")
+    return src, tgt
+
+
+def read_tsv(path: str | Path, src_lang: Optional[str] = None, tgt_lang: Optional[str] = None,
+             max_sentences: Optional[int] = None, header: str = "auto") -> ParallelData:
+    """source<TAB>target lines; languages from a header line ('en<TAB>fr', see `read_header`), else the file name
+    (en-fr.tsv), else the flags. UTF-8 byte-order marks are dropped (a file's first, and any a concatenation left
+    inside)."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"parallel file not found: {path}")
+    try:
+        lines = [line.replace(BOM, "") for line in file.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not UTF-8 text ({first_line(error)})") from None
+    is_header, columns = read_header(lines[0].split("\t"), header) if lines else (False, None)
+    header_line, first = (lines[0], 2) if is_header else (None, 1)
+    languages_from = "its header line"
+    if columns is None:
+        columns, languages_from = _file_languages(file), "the file name"
+    src, tgt = _pairs(lines[first - 1:], first, path)
     if columns is None:  # nothing says which languages: trust the flags
         wanted = [src_lang or "src", tgt_lang or "tgt"]
+        languages_from = ("--src_lang/--tgt_lang" if src_lang and tgt_lang
+                          else "defaults (name them with --src_lang/--tgt_lang)")
     else:
         first_lang = src_lang or (columns[1] if tgt_lang == columns[0] else columns[0])
         wanted = [first_lang, tgt_lang or (columns[1] if first_lang == columns[0] else columns[0])]
         if sorted(wanted) != sorted(columns):
-            raise UserError(f"{path} holds {columns[0]}-{columns[1]} pairs, not {wanted[0]}-{wanted[1]}")
+            raise UserError(f"{path} holds {columns[0]}-{columns[1]} pairs, not {wanted[0]}-{wanted[1]} (languages "
+                            f"from {languages_from})")
         if wanted[0] == columns[1] and columns[0] != columns[1]:
             src, tgt = tgt, src
-    return _limited(ParallelData(wanted[0], wanted[1], src, tgt, str(path)), max_sentences)
+    data = ParallelData(wanted[0], wanted[1], src, tgt, str(path), languages_from, header_line)
+    return _limited(data, max_sentences)
 
 
 def load_hub_pairs(name: str, config: Optional[str], split: str, src_lang: Optional[str], tgt_lang: Optional[str],
@@ -151,7 +197,9 @@ def load_hub_pairs(name: str, config: Optional[str], split: str, src_lang: Optio
     pairs = dataset["translation"]
     if not pairs or src not in pairs[0] or tgt not in pairs[0]:
         raise UserError(f"{name} ({config}) has no {src}-{tgt} pairs")
-    return ParallelData(src, tgt, [p[src] for p in pairs], [p[tgt] for p in pairs], f"{name}/{config}/{split}")
+    named_by = "--src_lang/--tgt_lang" if src_lang and tgt_lang else f"--dataset_config {config}"
+    return ParallelData(src, tgt, [p[src] for p in pairs], [p[tgt] for p in pairs], f"{name}/{config}/{split}",
+                        named_by)
 
 
 def _limited(data: ParallelData, max_sentences: Optional[int]) -> ParallelData:
@@ -287,7 +335,9 @@ def load_pairs(args: ParallelEmbeddingArguments) -> ParallelData:
     if args.tsv and args.dataset_name:
         raise UserError("pass either --tsv or --dataset_name, not both")
     if args.tsv:
-        return read_tsv(args.tsv, args.src_lang, args.tgt_lang, args.max_sentences)
+        return read_tsv(args.tsv, args.src_lang, args.tgt_lang, args.max_sentences, args.header)
+    if args.header != "auto":
+        raise UserError("--header applies to --tsv files only")
     if args.dataset_name:
         return load_hub_pairs(args.dataset_name, args.dataset_config, args.split, args.src_lang, args.tgt_lang,
                               args.max_sentences)
@@ -321,7 +371,7 @@ def run_retrieval(model_args, args: RetrievalArguments) -> dict:
     data, tokenizer, model = load_pairs_and_model(model_args, args, "retrieval")
     out, name = Path(args.output_dir), args.name or f"{data.src_lang}-{data.tgt_lang}"
     (model, src_info), (tgt_model, tgt_info) = masked_models(model, args.src_mask, args.tgt_mask)
-    print(f"retrieval {data.src_lang}->{data.tgt_lang}: {len(data.src)} pairs from {data.source}, "
+    print(f"retrieval {data.src_lang}->{data.tgt_lang}: {len(data.src)} pairs from {data.source} ({data.describe()}), "
           f"{args.pooling} pooling, k={args.k}")
     src = embed_layers(model, tokenizer, data.src, args.pooling, args.batch_size, args.max_seq_length)
     tgt = embed_layers(tgt_model, tokenizer, data.tgt, args.pooling, args.batch_size, args.max_seq_length)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from utils.core.masks import Mask, read_mask_metadata
+from utils.core.masks import Mask, empty_matrices_text, read_mask_metadata
 from utils.core.pruning import oneshot_prune, random_prune
 from utils.core.session import RunSession
 from utils.core.training import MaskedTrainer, format_metrics
@@ -19,7 +19,18 @@ _BOOKKEEPING_KEYS = ("output_dir", "overwrite_output_dir", "discard_unfinished_r
 
 
 def build_fixed_mask(mask_args: MaskArguments, weights, seed: int) -> tuple[Optional[Mask], dict[str, Any]]:
-    """The mask a fine-tuning run trains under, and what is known about where it came from."""
+    """The mask a fine-tuning run trains under, and what is known about where it came from; a mask that removes
+    every weight of a matrix is refused (the run would train to nothing there, and exit 0)."""
+    mask, info = _fixed_mask(mask_args, weights, seed)
+    empty = mask.empty_matrices() if mask is not None else []
+    if empty:
+        source = mask_args.mask_dir if mask_args.pruning_type == "lth" else f"the {mask_args.pruning_type} mask"
+        raise UserError(f"{source} removes every weight of {empty_matrices_text(empty)}: fine-tuning under it "
+                        "cannot learn there; use a mask that keeps some weights of every matrix")
+    return mask, info
+
+
+def _fixed_mask(mask_args: MaskArguments, weights, seed: int) -> tuple[Optional[Mask], dict[str, Any]]:
     kind = mask_args.pruning_type
     if kind == "lth":
         if not mask_args.mask_dir:

@@ -131,6 +131,11 @@ class Mask(Mapping):
         total = self.num_weights
         return 1.0 - self.num_kept / total if total else 0.0
 
+    def empty_matrices(self) -> list[str]:
+        """The matrices this mask removes every weight of: nothing passes through them, so a model trained under
+        the mask cannot learn there (mask_ops.py refuses to write such a mask unless asked; fine-tuning refuses it)."""
+        return [name for name, tensor in self.items() if tensor.numel() and not bool(tensor.any())]
+
     def per_matrix(self) -> dict[str, float]:
         return {n: 1.0 - float(t.sum()) / t.numel() for n, t in self.items()}
 
@@ -277,6 +282,11 @@ class BoundMask:
         pairs = [(p.grad, v) for p, v in zip(self.params, self.values) if p.grad is not None]
         if pairs:
             torch._foreach_mul_([g for g, _ in pairs], [v for _, v in pairs])
+
+
+def empty_matrices_text(names: list[str]) -> str:
+    """'encoder.layer.0.attention.self.query.weight (and 3 more matrices)': the first empty matrix, and the count."""
+    return names[0] + (f" (and {len(names) - 1} more matri{'ces' if len(names) > 2 else 'x'})" if len(names) > 1 else "")
 
 
 def metadata_path(mask_path: str | Path) -> Path:

@@ -62,8 +62,9 @@ class ExperimentTrainingArguments(TrainingArguments):
     )
     report_to: None | str | list[str] = field(
         default="default",
-        metadata={"help": "Trackers to log to: tensorboard, wandb, mlflow, ..., all (every installed one) or none; "
-                          "default: tensorboard when it is installed, else none."},
+        metadata={"help": "Trackers to log to: tensorboard, wandb, mlflow, ... (several: 'tensorboard wandb' or "
+                          "'tensorboard,wandb'), all (every installed one) or none; default: tensorboard when it is "
+                          "installed, else none.", "nargs": "+"},
     )
 
     def __post_init__(self) -> None:
@@ -73,13 +74,31 @@ class ExperimentTrainingArguments(TrainingArguments):
             if self.warmup_steps or not 0 < self.warmup_ratio < 1:
                 raise UserError("--warmup_ratio must be in (0, 1) and not combined with --warmup_steps")
             self.warmup_steps = self.warmup_ratio
-        if self.report_to == "default":
-            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
+        self.report_to = tracker_list(self.report_to)
         if self.dataloader_num_workers < 0:
             self.dataloader_num_workers = 2 if torch.cuda.is_available() and not self.use_cpu else 0
+        if self.fp16 and (self.use_cpu or not torch.accelerator.is_available()):  # transformers refuses bf16 alike
+            raise UserError("--fp16 needs a GPU: this run trains on the CPU, where float16 autocast changes the "
+                            "results; drop --fp16 (--bf16 --use_cpu runs bfloat16 on the CPU)")
         super().__post_init__()
         if self.train_sampling_strategy == "group_by_length":
             self.group_by_length = True
+
+
+def tracker_list(report_to: None | str | Sequence[str]) -> str | list[str]:
+    """--report_to as the Hugging Face scripts take it: names as separate words ('tensorboard wandb'), a comma list
+    ('tensorboard,wandb') or both; 'all' or 'none' alone (transformers expands them); 'default' picks tensorboard
+    when it is installed, else none."""
+    words = [report_to] if report_to is None or isinstance(report_to, str) else list(report_to)
+    names = [part.strip() for word in words for part in str(word).split(",") if part.strip()]
+    if names == ["default"]:
+        return "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
+    if not names or names == ["None"]:
+        return "none"
+    for single in ("all", "none"):
+        if single in names and len(names) > 1:
+            raise UserError(f"--report_to {single} stands alone, not with {', '.join(n for n in names if n != single)}")
+    return names[0] if names[0] in ("all", "none") else list(dict.fromkeys(names))
 
 
 @dataclass

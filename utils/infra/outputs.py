@@ -24,6 +24,7 @@ from utils.infra.results_schema import read_results
 
 IMP_RESULTS = "imp_results.json"
 FINETUNE_RESULTS = "finetune_results.json"
+STUDY_RUN_RECORD = "study_run.json"  # what study.py writes into each run folder it launches (utils/study/state.py)
 DISCARD_FLAG = "--discard_unfinished_run"
 CLEAR_ANALYSIS_FLAG = "--clear_output_dir"
 
@@ -74,6 +75,11 @@ class RunPaths:
         """Where --report_to tensorboard writes unless --logging_dir says otherwise."""
         return self.root / "runs"
 
+    @property
+    def run_markers(self) -> list[Path]:
+        """Files whose presence makes a folder a run's folder: its results, its rewind snapshot, a study's record."""
+        return [self.imp_results, self.finetune_results, self.rewind_weights, self.root / STUDY_RUN_RECORD]
+
     def result_entries(self) -> list[Path]:
         """Files and folders this project writes into an output directory."""
         candidates = [self.imp_results, self.finetune_results, self.masks_dir, *self.resume_files(), self.model_dir,
@@ -118,6 +124,10 @@ def plan_run(paths: RunPaths, kind: str, fingerprint: dict[str, Any], *, resume:
              discard: bool = False, inputs: Iterable[Path] = ()) -> OutputPlan:
     """Decide, before anything is loaded, whether an `kind` ('imp' or 'finetune') run may use paths.root."""
     check_output_location(paths)
+    enclosing = enclosing_run(paths.root)
+    if enclosing is not None:  # e.g. the IMP run's masks/: its --discard_unfinished_run would delete this run
+        raise UserError(f"--output_dir {paths.root} is inside the folder of another run, {enclosing.parent} (it holds "
+                        f"{enclosing.name}): choose a folder outside it")
     inputs = list(inputs)
     for results_file, run_kind, name in ((paths.finetune_results, "finetune", "fine-tuning"),
                                          (paths.imp_results, "imp", "IMP")):
@@ -147,6 +157,10 @@ def _discardable(paths: RunPaths, what: str, discard: bool, inputs: Sequence[Pat
     """The entries of an unfinished run, if the user said to discard them and the new run reads none of them."""
     entries = paths.result_entries()
     names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in entries)
+    nested = next((marker for entry in entries if entry.is_dir() for marker in runs_inside(entry)), None)
+    if nested is not None:  # e.g. --output_dir . whose runs/ holds every experiment: never offer to delete it
+        raise UserError(f"{paths.root} holds other runs' folders (in {nested.relative_to(paths.root).parts[0]}/: "
+                        f"{nested}): choose another --output_dir")
     if not discard:
         raise UserError(f"{paths.root} holds {what}; pass {DISCARD_FLAG} to delete it ({names}), "
                         "or choose another --output_dir")
@@ -165,6 +179,21 @@ def clear_entries(paths: RunPaths, entries: Sequence[Path]) -> None:
         else:
             entry.unlink(missing_ok=True)
     print(f"removed the unfinished run in {paths.root} ({', '.join(p.name for p in entries)})", flush=True)
+
+
+def enclosing_run(root: Path) -> Optional[Path]:
+    """The marker file (results, rewind snapshot, study record) of the nearest run folder above `root`, if any."""
+    for parent in Path(os.path.realpath(root)).parents:
+        marker = next((m for m in RunPaths(parent).run_markers if os.path.isfile(m)), None)
+        if marker is not None:
+            return marker
+    return None
+
+
+def runs_inside(folder: Path) -> list[Path]:
+    """The marker files of run folders anywhere below `folder`."""
+    names = {marker.name for marker in RunPaths(folder).run_markers}
+    return sorted(path for path in folder.rglob("*") if path.name in names and path.is_file())
 
 
 def _inside(path: Path, entry: Path) -> bool:

@@ -143,7 +143,10 @@ def _check_combinations(instances: Sequence[Any]) -> None:
     if imp and save_steps >= 1 and by_field.get("rewind_step", 0) >= save_steps:
         raise UserError(f"--rewind_step {by_field['rewind_step']} must be below the round length --save_steps "
                         f"{save_steps:g}")
-    kind = by_field.get("pruning_type")
+    kind = by_field.get("pruning_type")  # a fine-tuning script (MaskArguments)
+    if kind is not None and by_field.get("resume"):
+        raise UserError("--resume continues an IMP run; a fine-tuning run restarts from its mask: drop --resume "
+                        "(--discard_unfinished_run clears an unfinished run's folder)")
     if kind == "lth" and not by_field.get("mask_dir"):
         raise UserError("--pruning_type lth needs --mask_dir (a mask .pt file)")
     if kind in ("random", "oneshot") and by_field.get("sparsity") is None:
