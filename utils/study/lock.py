@@ -3,15 +3,16 @@
 Two runners on one study delete each other's runs (a restart or a re-run clears a folder the other is writing).
 The lock file records who holds it (pid, host, since, command). It is taken with O_CREAT|O_EXCL; a lock left by a
 runner that died (same host, its pid gone) is taken over with a log line, under an flock of the study folder so
-that two runners finding the same stale lock cannot both take it. A lock held by a live process, or by another host (whose
-processes cannot be checked from here), stops the second runner with one line naming the holder. SIGTERM and
-Ctrl-C unwind through the runner (its runs are stopped) and release the lock; SIGKILL leaves a stale lock, which
-the next runner takes over.
+that two runners finding the same stale lock cannot both take it. A lock held by a live process, or by another
+host (whose processes cannot be checked from here), stops the second runner with one line naming the holder.
+SIGTERM and Ctrl-C unwind through the runner (its runs are stopped) and release the lock; SIGKILL leaves a stale
+lock, which the next runner takes over.
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -36,7 +37,7 @@ class Holder:
 
     @classmethod
     def me(cls) -> "Holder":
-        return cls(os.getpid(), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S %Z"), " ".join(sys.argv))
+        return cls(os.getpid(), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S %Z"), shlex.join(sys.argv))
 
     def alive(self) -> bool:
         """Whether the holder may still run: another host's process cannot be checked, so it counts as alive."""
@@ -94,15 +95,20 @@ class StudyLock:
 
     def acquire(self) -> None:
         """Create the lock file, or take over a stale one; one UserError line when another runner holds it."""
-        if not self.study_dir.is_dir():
-            self.study_dir.mkdir(parents=True)
-            self._created_dir = True
+        try:
+            if not self.study_dir.is_dir():
+                self.study_dir.mkdir(parents=True)
+                self._created_dir = True
+        except OSError as error:
+            raise UserError(f"cannot create the study folder {self.study_dir}: {error.strerror}") from None
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 self._take_over_if_stale()
                 continue
+            except OSError as error:
+                raise UserError(f"cannot create {self.path}: {error.strerror}") from None
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(asdict(self.holder), handle)
                 handle.flush()
