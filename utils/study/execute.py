@@ -26,8 +26,9 @@ from typing import Any, Optional
 from utils.infra.errors import UserError, first_line
 from utils.infra.io import write_json
 from utils.infra.outputs import RunPaths, clear_entries
+from .paths import check_inside
 from .plan import Run, Study
-from .state import CONFIG, LOG, RECORD, Decision, is_complete, last_line
+from .state import CONFIG, LOG, RECORD, Decision, is_complete, last_line, record
 
 
 REPO = Path(__file__).resolve().parents[2]  # the scripts' folder; runs start in the directory study.py ran from
@@ -322,10 +323,12 @@ def make_executor(study: Study):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def prepare_run_dir(run: Run, decision: Decision) -> None:
+def prepare_run_dir(run: Run, decision: Decision, study_dir: Path) -> None:
     """Restart: delete the directory (only ever on --restart). Run again: remove what an unfinished run of the same
     spec left (e.g. rewind weights of an IMP run killed before its first results), never a complete run's files;
-    an analysis that runs again loses the outputs that mark it complete first. Then record the spec and the config."""
+    an analysis that runs again loses the outputs that mark it complete first. Then record the spec (study paths
+    relative to the study folder) and the config. Nothing happens unless the folder resolves inside the study's."""
+    check_inside(run.run_dir, study_dir, f"run {run.id}: its folder")
     if decision.action == "restart" and run.run_dir.exists():
         shutil.rmtree(run.run_dir)
     elif decision.action == "run" and run.task_kind is not None and not is_complete(run):
@@ -337,7 +340,7 @@ def prepare_run_dir(run: Run, decision: Decision) -> None:
             (run.run_dir / name).unlink(missing_ok=True)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run.run_dir / CONFIG, run.config)
-    write_json(run.run_dir / RECORD, {"id": run.id, "kind": run.kind, **run.spec, "deps": run.deps})
+    write_json(run.run_dir / RECORD, record(run, study_dir))
 
 
 def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, poll_seconds: float = 0.5,
@@ -364,7 +367,7 @@ def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, po
             ready = ready[:free]
             if ready:
                 for run in ready:
-                    prepare_run_dir(run, decisions[run.id])
+                    prepare_run_dir(run, decisions[run.id], study.study_dir)
                     print(f"start  {run.id} ({decisions[run.id].action}: {decisions[run.id].reason})", flush=True)
                 executor.submit([(r, job_for(r, decisions[r.id].action == "resume", cwd, gpus_per_run))
                                  for r in ready])

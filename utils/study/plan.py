@@ -23,7 +23,7 @@ from utils.infra.errors import UserError
 from utils.infra.io import read_json
 from utils.infra.outputs import FINETUNE_RESULTS, IMP_RESULTS, RunPaths
 from utils.tasks.registry import task_spec
-from . import schema
+from . import paths, schema
 
 if TYPE_CHECKING:
     from utils.tasks.base import TaskSpec
@@ -123,6 +123,8 @@ class Study:
     runs: dict[str, Run] = field(default_factory=dict)
 
     def add(self, run: Run) -> Run:
+        paths.check_run_id(run.id)
+        paths.check_inside(run.run_dir, self.study_dir, f"run {run.id}: its folder")
         if run.id in self.runs:
             raise UserError(f"the study derives run {run.id} twice: check languages and multilingual groups")
         missing = [d for d in run.deps if d not in self.runs]
@@ -186,6 +188,7 @@ def load_study(path: str) -> Study:
     """Read and check a study file, then derive all its runs."""
     raw = _read_config(path, "study file")
     schema.check(raw, schema.TOP_LEVEL, f"study file {path}", schema.REQUIRED_TOP_LEVEL)
+    paths.check_study_names(raw, path)
     for key, sub in (("executor", schema.EXECUTOR), ("retrieval", schema.RETRIEVAL)):
         if key in raw:
             schema.check(raw[key], sub, f"{path}: {key}")

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
 from .execute import Outcome, execute, make_executor
+from .lock import StudyLock
 from .report import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
 from .state import Decision, decide
@@ -108,14 +109,19 @@ def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -
 
 
 def run_study(args: StudyArguments) -> int:
-    """Exit status: 0 when every run is complete, 1 when some failed or were skipped."""
+    """Exit status: 0 when every run is complete, 1 when some failed or were skipped (2: a UserError)."""
+    study = load_study(args.study)
+    if args.dry_run:  # no lock, nothing written
+        print_plan(study, decide(study, args.restart))
+        return 0
+    with StudyLock(study.study_dir):
+        return _run(study, decide(study, args.restart))
+
+
+def _run(study: Study, decisions: dict[str, Decision]) -> int:
+    """Run what the decisions say (under the study's lock), then write the state file and the report."""
     from .report import key_tables, write_report  # matplotlib only when a study runs
 
-    study = load_study(args.study)
-    decisions = decide(study, args.restart)
-    if args.dry_run:
-        print_plan(study, decisions)
-        return 0
     executor = make_executor(study)
     todo = sum(d.action != "skip" for d in decisions.values())
     print(f"study {study.name}: {len(study.runs)} runs, {todo} to run; {executor.describe()}", flush=True)
