@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
+from .checks import check_study
 from .execute import Outcome, execute, make_executor
 from .report import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
@@ -112,6 +113,7 @@ def run_study(args: StudyArguments) -> int:
     from .report import key_tables, write_report  # matplotlib only when a study runs
 
     study = load_study(args.study)
+    check_study(study)  # every run's config, data, model and the study folder, before anything runs
     decisions = decide(study, args.restart)
     if args.dry_run:
         print_plan(study, decisions)

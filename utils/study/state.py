@@ -4,7 +4,8 @@ A run directory records what it was launched with (study_run.json: script and co
 results say so AND the recorded spec equals the plan's. A spec that differs is refused, naming the runs and the
 settings, unless --restart names the runs (their directories are then deleted, with every run that depends on
 them). An analysis whose inputs run again is run again too; a complete training run whose mask is about to be
-made again is refused the same way as a changed one.
+made again is refused the same way as a changed one. An analysis whose settings changed (the plan changed its
+inputs: fewer seeds, languages) simply runs again: it only reads the training runs.
 """
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def _differences(old: dict, new: dict) -> list[str]:
     return lines + config_differences(old["config"], new["config"])
 
 
+def _keys(differences: list[str]) -> str:
+    """The settings named by `_differences` lines ('runs: [...] -> [...]' -> 'runs')."""
+    return ", ".join(line.split(":", 1)[0] for line in differences)
+
+
 def _dependents(study: Study, roots: set[str]) -> set[str]:
     """The runs that depend on `roots`, directly or not (the plan lists runs after their dependencies)."""
     found = set(roots)
@@ -94,6 +100,9 @@ def decide(study: Study, restart: Sequence[str] = ()) -> dict[str, Decision]:
             decisions[run.id] = Decision("run", "new")
             continue
         differences = _differences(old, run.spec)
+        if differences and run.kind in ANALYSIS_KINDS:  # derived from the plan's runs: it follows the plan freely
+            decisions[run.id] = Decision("run", f"its inputs changed ({_keys(differences)})")
+            continue
         if differences:
             changed.append(f"{run.id} ({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''})")
             continue
