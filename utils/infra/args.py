@@ -247,6 +247,8 @@ def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = 
         if "not used by the HfArgumentParser" in message:
             message = "unknown argument(s): " + message.split(":", 1)[1].strip()
         raise UserError(message) from None
+    except OverflowError as error:  # transformers' own int() of an infinite step count
+        raise UserError(f"a numeric flag is infinite or too large ({error})") from None
 
 
 def json_to_argv(parser: HfArgumentParser, path: str) -> list[str]:

@@ -158,7 +158,7 @@ def _check_inputs(run: Run, parsed: Optional[tuple]) -> None:
     for key in ("model_name_or_path", "config_name", "tokenizer_name"):
         if run.config.get(key):
             try:
-                _check_model(run.config[key])
+                _check_model(str(run.config[key]))
             except UserError as error:
                 raise RunProblem(str(error), key) from None
     if run.config.get("tsv") and not Path(run.config["tsv"]).is_file():

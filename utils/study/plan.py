@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from utils.core.budget import round_length, step_budget
 from utils.infra.errors import UserError
@@ -287,13 +287,13 @@ def _add_imp(study: Study, task: Task, source: str, seed: int, options: dict) ->
     languages = "multilingual" if "+" in source else f"tasks.{task.name}.languages"
     origins = _origins(f"tasks.{task.name}.imp_config ({study.raw['tasks'][task.name]['imp_config']})", task,
                        config, layers, {"data_language": languages})
-    schedule = _schedule(config, options)
-    for p in study.sparsities:
+    schedule = _schedule(config, options, f"{study.path}: run {run_id}")
+    for p in study.sparsities if schedule is not None else []:
         if not any(abs(s - p / 100) < 1e-6 for s in schedule):
             raise UserError(f"{study.path}: transfer sparsity {pct(p)}% is not a round of task {task.name}'s IMP "
                             f"schedule ({', '.join(pct(100 * s) + '%' for s in schedule)})")
     _check_language_files(config, task, f"{study.path}: run {run_id}")
-    steps = len(schedule) * _steps_per_round(config, options, len(schedule), task)
+    steps = _estimate(lambda: len(schedule) * _steps_per_round(config, options, len(schedule), task))
     study.add(Run(run_id, "imp", task.kind.imp_script, config, run_dir, outputs=[IMP_RESULTS],
                   task_kind=task.kind_name, steps=steps, origins=origins))
 
@@ -312,21 +312,33 @@ def _origins(base: str, task: Task, config: dict, layers: list[tuple[str, dict]]
 
 def _check_language_files(config: dict, task: Task, where: str) -> None:
     """A data file without '{lang}' would silently serve every language of the task the same text."""
+    several = len(set(task.languages) | {config["data_language"]}) > 1
     for key in ("train_file", "validation_file", "test_file"):
-        value = config.get(key)
-        if value and "{lang}" not in value and len(set(task.languages) | {config["data_language"]}) > 1:
+        value = config.get(key)  # not a string: checks.py names it
+        if isinstance(value, str) and "{lang}" not in value and several:
             raise UserError(f"{where}: {key} {value} has no '{{lang}}', so every language would read it; "
                             f"set a '{{lang}}' template in the task's overrides")
 
 
-def _schedule(config: dict, options: dict) -> list[float]:
+def _schedule(config: dict, options: dict, where: str) -> Optional[list[float]]:
+    """The IMP run's sparsities; None when a value has the wrong type (utils.study.checks names it)."""
     from utils.core.pruning import sparsity_schedule
 
     value = lambda key: config.get(key, options[key])  # noqa: E731
     try:
         return sparsity_schedule(value("prune_rate"), value("target_sparsity"), value("prune_schedule"))
     except UserError as error:
-        raise UserError(f"IMP config {config['output_dir']}: {error}") from None
+        raise UserError(f"{where}: {error}") from None
+    except (TypeError, ValueError):
+        return None
+
+
+def _estimate(steps: Callable[[], int]) -> Optional[int]:
+    """A step count for the dry run; None when the config's values cannot give one (checks.py says why)."""
+    try:
+        return steps()
+    except (TypeError, ValueError, AttributeError, ArithmeticError):
+        return None
 
 
 def _mask(study: Study, task: str, source: str, seed: int, p: float) -> tuple[str, str]:
@@ -346,7 +358,7 @@ def _add_finetune(study: Study, run_id: str, kind: str, task: Task, target: str,
     config = merge_config({**task.finetune_base, "model_name_or_path": task.model}, FINETUNE_DERIVED, layers,
                           derived, options, f"{study.path}: run {run_id}")
     _check_language_files(config, task, f"{study.path}: run {run_id}")
-    steps = _total_steps(config, options, task)
+    steps = _estimate(lambda: _total_steps(config, options, task))
     own = {"data_language": target_key or f"tasks.{task.name}.languages", "mask_dir": "transfer_sparsities",
            "sparsity": "transfer_sparsities", "pruning_type": "baselines", "weight_init": "baselines"}
     origins = _origins(f"tasks.{task.name}.finetune_config ({study.raw['tasks'][task.name]['finetune_config']})",
