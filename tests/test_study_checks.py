@@ -127,6 +127,7 @@ def test_hub_names_and_good_studies_pass(tmp_path, capsys):
     path = write_study(tmp_path, model="some-org/some-model", overrides={"bf16": True, "tf32": True},
                        consensus=[{"task": "ner", "operation": "intersection"}],
                        retrieval={"pairs": ["en-fr"], "tsv": "data/parallel/{pair}.tsv"})
+    PartialState._reset_state()  # other tests' scripts may have set it up in this process
     assert study_script.main([str(path), "--dry_run"]) == 0
     assert "[run] retrieval/ner/50/en-fr/s1" in capsys.readouterr().out
     assert PartialState._shared_state == {} and not torch.cuda.is_initialized()
