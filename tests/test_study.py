@@ -141,13 +141,20 @@ FAST = {"max_train_samples": 48, "per_device_train_batch_size": 16, "max_eval_sa
 
 def small_study(path: Path, tiny_models: Path, study_dir: Path, imp_overrides: dict | None = None) -> Path:
     """NER en+fr tickets (0 -> 50%), all four transfers, similarity, retrieval, summary; a broken task whose
-    language has no data, so its IMP fails and what depends on it is skipped."""
+    language's data files hold a malformed row (found only when the run reads them), so its IMP fails and what
+    depends on it is skipped."""
     model = str(tiny_models / "mbert-tiny")
+    broken_data = study_dir.parent / "broken_data"
+    for split in ("train", "validation"):
+        (broken_data / "xx").mkdir(parents=True, exist_ok=True)
+        (broken_data / "xx" / f"{split}.jsonl").write_text('{"tokens": ["a"], "ner_tags": "O"}\n')
+    files = {f"{split}_file": str(broken_data / "{lang}" / f"{split}.jsonl") for split in ("train", "validation")}
     ner = {"imp_config": "configs/offline/LT_ner_en.json", "finetune_config": "configs/offline/ner_fine_tune_fr.json",
            "languages": ["en", "fr"], "eval_languages": ["en", "fr"],
            "imp_overrides": {"save_steps": 3, "prune_rate": 0.5, "target_sparsity": 0.5},
            "finetune_overrides": {"num_train_epochs": 1}}
-    broken = {**ner, "kind": "ner", "languages": ["xx"], "eval_languages": ["xx"]}
+    broken = {**ner, "kind": "ner", "languages": ["xx"], "eval_languages": ["xx"],
+              "imp_overrides": {**ner["imp_overrides"], **files}, "finetune_overrides": {"num_train_epochs": 1, **files}}
     ner["imp_overrides"] = {**ner["imp_overrides"], **(imp_overrides or {})}
     study = {"name": "small", "study_dir": str(study_dir), "model": model, "seeds": [1], "overrides": FAST,
              "tasks": {"ner": ner, "broken": broken}, "transfer_sparsities": [50],
@@ -183,7 +190,7 @@ def test_local_study_runs_everything_and_reports_the_failure(local_study, capfd)
     assert code == 1  # one run failed
     state = {r["id"]: r for r in json.loads((root / "study_state.json").read_text())["runs"]}
     failed = state.pop("imp/broken/xx/s1")
-    assert failed["status"] == "failed" and "data file not found" in failed["detail"]
+    assert failed["status"] == "failed" and "field 'ner_tags' is str 'O'" in failed["detail"]
     assert failed["log"] == str(root / "imp/broken/xx/s1/run.log")
     skipped = {rid for rid, r in state.items() if r["status"] == "skipped"}
     assert skipped == {"transfer/broken/50/xx_on_xx/s1", "similarity/ner+broken/50/s1"}
@@ -267,8 +274,8 @@ def test_killed_study_resumes_without_redoing_complete_runs(local_study, tiny_mo
     assert len(log_starts(first)) == 1
     starts = log_starts(second)
     assert len(starts) == 2 and starts[1].endswith("--resume")
-    expected = (reference / "report.md").read_text().replace(str(reference), "STUDY")
-    assert (root / "report.md").read_text().replace(str(root), "STUDY") == expected
+    expected = (reference / "report.md").read_text().replace(str(reference.parent), "TMP")
+    assert (root / "report.md").read_text().replace(str(root.parent), "TMP") == expected
     # --restart deletes the named run's directory and runs it again; nothing else is redone
     similarity = root / "similarity/ner/50/s1"
     (similarity / "stray.txt").write_text("left by hand")

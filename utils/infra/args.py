@@ -6,6 +6,7 @@ type or an unknown key stops with one line that names it.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import json
 import sys
@@ -75,8 +76,8 @@ class ExperimentTrainingArguments(TrainingArguments):
                 raise UserError("--warmup_ratio must be in (0, 1) and not combined with --warmup_steps")
             self.warmup_steps = self.warmup_ratio
         self.report_to = tracker_list(self.report_to)
-        if self.dataloader_num_workers < 0:
-            self.dataloader_num_workers = 2 if torch.cuda.is_available() and not self.use_cpu else 0
+        if self.dataloader_num_workers < 0:  # (use_cpu first: a study's planner must not initialise CUDA)
+            self.dataloader_num_workers = 2 if not self.use_cpu and torch.cuda.is_available() else 0
         if self.fp16 and (self.use_cpu or not torch.accelerator.is_available()):  # transformers refuses bf16 alike
             raise UserError("--fp16 needs a GPU: this run trains on the CPU, where float16 autocast changes the "
                             "results; drop --fp16 (--bf16 --use_cpu runs bfloat16 on the CPU)")
@@ -240,11 +241,20 @@ class _Parser(HfArgumentParser):
         raise UserError(message)
 
 
-def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = None) -> tuple:
-    """Parse `[config.json] [--flag value ...]` into instances of `dataclass_types` (flags override the JSON)."""
+def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = None, *,
+               config: Optional[dict[str, Any]] = None, check_only: bool = False) -> tuple:
+    """Parse `[config.json] [--flag value ...]` into instances of `dataclass_types` (flags override the JSON).
+
+    `config` stands for the JSON file's object (a study checks its runs' configs without writing them).
+    `check_only`: every check a script makes while parsing, on whatever machine asks (a study's planner, maybe a
+    login node): no device is set up, and the settings whose check depends on the machine's GPUs (use_cpu, fp16,
+    bf16, tf32, torch_compile) are checked for their type only; the script checks them again where it runs."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _Parser(list(dataclass_types), allow_abbrev=False, usage="%(prog)s [config.json] [--flag value ...]")
-    if argv and argv[0].endswith(".json"):
+    types = [_checking(t) if check_only else t for t in dataclass_types]
+    parser = _Parser(types, allow_abbrev=False, usage="%(prog)s [config.json] [--flag value ...]")
+    if config is not None:
+        argv = config_to_argv(parser, config, "config") + argv
+    elif argv and argv[0].endswith(".json"):
         argv = json_to_argv(parser, argv[0]) + argv[1:]
     if ExperimentTrainingArguments in dataclass_types:
         hide_from_help(parser, refused_fields())
@@ -256,6 +266,8 @@ def parse_args(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = 
         if "not used by the HfArgumentParser" in message:
             message = "unknown argument(s): " + message.split(":", 1)[1].strip()
         raise UserError(message) from None
+    except OverflowError as error:  # transformers' own int() of an infinite step count
+        raise UserError(f"a numeric flag is infinite or too large ({error})") from None
 
 
 def json_to_argv(parser: HfArgumentParser, path: str) -> list[str]:
@@ -271,13 +283,18 @@ def json_to_argv(parser: HfArgumentParser, path: str) -> list[str]:
         raise UserError(f"config {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not isinstance(config, dict):
         raise UserError(f"config {path} must hold a JSON object of argument names and values")
+    return config_to_argv(parser, config, f"config {path}")
+
+
+def config_to_argv(parser: HfArgumentParser, config: dict[str, Any], where: str) -> list[str]:
+    """A config's keys and values as command-line tokens (None: not given)."""
     options = {action.dest: action for action in parser._actions if action.option_strings}
     argv: list[str] = []
     for key, value in config.items():
         if key not in options:
             close = difflib.get_close_matches(key, list(options), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UserError(f"config {path}: unknown key '{key}'{hint}")
+            raise UserError(f"{where}: unknown key '{key}'{hint}")
         if value is None:
             continue
         flag = f"--{key}"
@@ -288,6 +305,31 @@ def json_to_argv(parser: HfArgumentParser, path: str) -> list[str]:
         else:
             argv += [flag, _token(value)]
     return argv
+
+
+_MACHINE_SETTINGS = {"use_cpu": True, "fp16": False, "bf16": False, "tf32": None, "torch_compile": False}
+
+
+@functools.cache
+def _checking(cls: type) -> type:
+    """`cls` for parse_args(check_only=True): a TrainingArguments that sets up no device and leaves the
+    machine-dependent settings out of its own checks (their parsed values are kept)."""
+    if not (isinstance(cls, type) and issubclass(cls, TrainingArguments)):
+        return cls
+
+    def __post_init__(self) -> None:
+        given = {name: getattr(self, name) for name in _MACHINE_SETTINGS}
+        if given["fp16"] and given["bf16"]:
+            raise UserError("--fp16 and --bf16 cannot both be set")
+        for name, value in _MACHINE_SETTINGS.items():
+            setattr(self, name, value)
+        cls.__post_init__(self)
+        for name, value in given.items():
+            setattr(self, name, value)
+
+    device = property(lambda self: torch.device("cpu"))
+    return type(cls.__name__, (cls,), {"__post_init__": __post_init__, "device": device,
+                                       "__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 def _token(value: Any) -> str:

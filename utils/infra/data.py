@@ -46,18 +46,16 @@ def load_split(
     """One language's split ('train', 'validation', 'test'): the local file if given, else the hub dataset (the
     task's `hub` unless --dataset_name names another), with every row's `required_fields` ({name: kind}, kinds in
     FIELD_KINDS) checked."""
-    template = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}[split]
+    check_language_data(data_args, lang, split, hub)
+    template = _template(data_args, split)
     if template is not None:
-        if "{lang}" not in template and len(set(data_args.languages + data_args.extra_eval_languages)) > 1:
-            raise UserError(f"--{split}_file {template} serves one language; use '{{lang}}' in it for several")
         dataset = _load_json_lines(data_file(template, lang), lang)
         source = data_file(template, lang)
     else:
         hub_id = hub.resolve(data_args.dataset_name) if hub is not None else data_args.dataset_name
         if hub_id is None:
             raise UserError(f"no data for the {split} split: pass --dataset_name or --{split}_file")
-        known = hub.languages if hub is not None and hub_id == hub.id else ()
-        dataset = _load_hub(hub_id, lang, split, known)
+        dataset = _load_hub(hub_id, lang, split)
         source = f"{hub_id} ({lang}, {split})"
     missing = [f for f in required_fields if f not in dataset.column_names]
     if missing:
@@ -66,6 +64,26 @@ def load_split(
         raise UserError(f"{source} holds no examples")
     check_fields(dataset, required_fields, source)
     return dataset
+
+
+def _template(data_args: DataArguments, split: str) -> Optional[str]:
+    return {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}[split]
+
+
+def check_language_data(data_args: DataArguments, lang: str, split: str, hub: Optional[HubDataset] = None) -> None:
+    """Stop when a language's split surely has no data, without reading it: its local file is missing, or the
+    task's hub dataset has no such language (what a study checks for every run before any starts)."""
+    template = _template(data_args, split)
+    if template is not None:
+        if "{lang}" not in template and len(set(data_args.languages + data_args.extra_eval_languages)) > 1:
+            raise UserError(f"--{split}_file {template} serves one language; use '{{lang}}' in it for several")
+        if not Path(data_file(template, lang)).is_file():
+            raise UserError(f"data file not found: {data_file(template, lang)} (language '{lang}')")
+    elif hub is not None and hub.resolve(data_args.dataset_name) == hub.id and hub.languages \
+            and lang not in hub.languages:
+        close = difflib.get_close_matches(lang, hub.languages, n=3)
+        hint = f" (close: {', '.join(close)})" if close else ""
+        raise UserError(f"unknown language '{lang}' for {hub.id}{hint}")
 
 
 # kind -> (is a value of this kind?, what it should be)
@@ -120,11 +138,7 @@ def _load_json_lines(path: str, lang: str) -> Dataset:
         raise UserError(f"cannot read {path} as JSON lines: {first_line(error)}") from None
 
 
-def _load_hub(hub_id: str, lang: str, split: str, known: tuple[str, ...] = ()) -> Dataset:
-    if known and lang not in known:
-        close = difflib.get_close_matches(lang, known, n=3)
-        hint = f" (close: {', '.join(close)})" if close else ""
-        raise UserError(f"unknown language '{lang}' for {hub_id}{hint}")
+def _load_hub(hub_id: str, lang: str, split: str) -> Dataset:
     try:
         return load_dataset(hub_id, lang, split=split)
     except ValueError as error:

@@ -16,7 +16,7 @@ from utils.infra.errors import UserError, first_line
 logger = logging.getLogger(__name__)
 
 
-def _check_local(name: str, what: str) -> None:
+def check_local(name: str, what: str) -> None:
     """A path-like name that does not exist is a missing folder, not a malformed hub id ('org/name')."""
     looks_local = os.path.isabs(name) or name.startswith(("./", "../", "~")) or name.count("/") > 1
     if looks_local and not os.path.exists(os.path.expanduser(name)):
@@ -25,7 +25,7 @@ def _check_local(name: str, what: str) -> None:
 
 def load_tokenizer(model_args: ModelArguments, **kwargs: Any):
     name = model_args.tokenizer_name or model_args.model_name_or_path
-    _check_local(name, "tokenizer")
+    check_local(name, "tokenizer")
     try:
         return AutoTokenizer.from_pretrained(
             name, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **kwargs
@@ -40,7 +40,7 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
     The seed is set first, so newly created heads (and random bodies) are reproducible.
     """
     name = model_args.config_name or model_args.model_name_or_path
-    _check_local(name, "model")
+    check_local(name, "model")
     try:
         config = AutoConfig.from_pretrained(
             name, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **config_kwargs

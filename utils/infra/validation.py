@@ -96,6 +96,11 @@ def validate_arguments(instances: Sequence[Any]) -> tuple:
     return tuple(instances)
 
 
+def check_value(name: str, value: Any) -> None:
+    """One value of one of this project's flags, by its rule (a study checks what differs between its runs)."""
+    _check_field(name, value, own_text=True)
+
+
 def _own_text_field(cls: type, name: str) -> bool:
     """Text flags of this project (TrainingArguments' own text fields keep transformers' rules)."""
     from transformers import TrainingArguments

@@ -360,6 +360,7 @@ def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, po
                 waiting.remove(run)
                 if bad and not run.soft_deps:
                     outcomes[run.id] = Outcome(run.id, "skipped", f"needs {bad[0]}, which {outcomes[bad[0]].status}")
+                    run.run_dir.mkdir(parents=True, exist_ok=True)  # the summary lists every planned folder
                     continue
                 ready.append(run)
             free = executor.free_slots()

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from utils.core.budget import round_length, step_budget
 from utils.infra.errors import UserError
@@ -83,6 +83,7 @@ class Run:
     outputs: list[str] = field(default_factory=list)  # files that mark the run complete
     task_kind: Optional[str] = None
     steps: Optional[int] = None
+    origins: dict[str, str] = field(default_factory=dict)  # config key -> the study-file key that set it
 
     @property
     def is_imp(self) -> bool:
@@ -105,6 +106,7 @@ class Task:
     model: str
     eval_languages: Optional[list[str]]
     multilingual: list[list[str]] = field(default_factory=list)
+    model_key: str = "model"  # the study-file key the model comes from
 
     @property
     def sources(self) -> list[str]:
@@ -197,6 +199,7 @@ def load_study(path: str) -> Study:
     for value in raw.get("transfer_sparsities", []):
         if not 0 < value < 100:
             raise UserError(f"{path}: transfer sparsities are percentages in (0, 100), got {value}")
+    schema.check_distinct((pct(v) for v in raw.get("transfer_sparsities", [])), f"{path}: 'transfer_sparsities'")
     for name in raw.get("baselines", []):
         if name not in schema.BASELINES:
             raise UserError(f"{path}: unknown baseline '{name}' (known: {', '.join(schema.BASELINES)})")
@@ -216,6 +219,7 @@ def load_study(path: str) -> Study:
         task = _task(study, entry["task"], f"multilingual[{i}]")
         if len(entry["languages"]) < 2:
             raise UserError(f"{path}: multilingual[{i}] needs at least 2 languages")
+        schema.check_distinct(entry["languages"], f"{path}: multilingual[{i}].languages")
         task.multilingual.append(list(entry["languages"]))
     derive_runs(study)
     return study
@@ -235,6 +239,8 @@ def _load_task(name: str, spec: Any, raw: dict, path: str) -> Task:
         raise UserError(f"{where}: no 'kind' and '{name}' is not a task kind ({', '.join(TASK_KINDS)})")
     if not spec["languages"]:
         raise UserError(f"{where}: 'languages' is empty")
+    for key in ("languages", "eval_languages"):
+        schema.check_distinct(spec.get(key, []), f"{where}.{key}")
     needs_finetune = raw.get("transfer", "all") != "none" and raw.get("transfer_sparsities") or raw.get("baselines")
     if needs_finetune and "finetune_config" not in spec:
         raise UserError(f"{where}: missing 'finetune_config' (the study fine-tunes masks)")
@@ -244,8 +250,10 @@ def _load_task(name: str, spec: Any, raw: dict, path: str) -> Task:
     model = spec.get("model") or raw.get("model") or imp_base.get("model_name_or_path")
     if not model:
         raise UserError(f"{where}: no model (set 'model' or model_name_or_path in {spec['imp_config']})")
+    model_key = f"tasks.{name}.model" if spec.get("model") else "model" if raw.get("model") else \
+        f"tasks.{name}.imp_config ({spec['imp_config']})"
     return Task(name, TASK_KINDS[kind_name], kind_name, list(spec["languages"]), imp_base, finetune_base, model,
-                spec.get("eval_languages"))
+                spec.get("eval_languages"), model_key=model_key)
 
 
 def derive_runs(study: Study) -> None:
@@ -279,34 +287,61 @@ def _add_imp(study: Study, task: Task, source: str, seed: int, options: dict) ->
               (f"tasks.{task.name}.imp_overrides", study.raw["tasks"][task.name].get("imp_overrides", {}))]
     config = merge_config({**task.imp_base, "model_name_or_path": task.model}, IMP_DERIVED, layers, derived,
                           options, f"{study.path}: run {run_id}")
-    schedule = _schedule(config, options)
-    for p in study.sparsities:
+    languages = "multilingual" if "+" in source else f"tasks.{task.name}.languages"
+    origins = _origins(f"tasks.{task.name}.imp_config ({study.raw['tasks'][task.name]['imp_config']})", task,
+                       config, layers, {"data_language": languages})
+    schedule = _schedule(config, options, f"{study.path}: run {run_id}")
+    for p in study.sparsities if schedule is not None else []:
         if not any(abs(s - p / 100) < 1e-6 for s in schedule):
             raise UserError(f"{study.path}: transfer sparsity {pct(p)}% is not a round of task {task.name}'s IMP "
                             f"schedule ({', '.join(pct(100 * s) + '%' for s in schedule)})")
     _check_language_files(config, task, f"{study.path}: run {run_id}")
-    steps = len(schedule) * _steps_per_round(config, options, len(schedule), task)
+    steps = _estimate(lambda: len(schedule) * _steps_per_round(config, options, len(schedule), task))
     study.add(Run(run_id, "imp", task.kind.imp_script, config, run_dir, outputs=[IMP_RESULTS],
-                  task_kind=task.kind_name, steps=steps))
+                  task_kind=task.kind_name, steps=steps, origins=origins))
+
+
+def _origins(base: str, task: Task, config: dict, layers: list[tuple[str, dict]], own: dict[str, str]) -> dict:
+    """Which study-file key set each config key (for one-line messages): the base config < the overrides < what
+    the study derives (seeds, languages, model, study_dir)."""
+    origins = {key: base for key in config}
+    for name, overrides in layers:
+        origins.update({key: name for key in overrides})
+    origins.update({"output_dir": "study_dir", "seed": "seeds", "model_name_or_path": task.model_key, **own})
+    if task.eval_languages is not None:
+        origins["eval_languages"] = f"tasks.{task.name}.eval_languages"
+    return {key: origins[key] for key in config}
 
 
 def _check_language_files(config: dict, task: Task, where: str) -> None:
     """A data file without '{lang}' would silently serve every language of the task the same text."""
+    several = len(set(task.languages) | {config["data_language"]}) > 1
     for key in ("train_file", "validation_file", "test_file"):
-        value = config.get(key)
-        if value and "{lang}" not in value and len(set(task.languages) | {config["data_language"]}) > 1:
+        value = config.get(key)  # not a string: checks.py names it
+        if isinstance(value, str) and "{lang}" not in value and several:
             raise UserError(f"{where}: {key} {value} has no '{{lang}}', so every language would read it; "
                             f"set a '{{lang}}' template in the task's overrides")
 
 
-def _schedule(config: dict, options: dict) -> list[float]:
+def _schedule(config: dict, options: dict, where: str) -> Optional[list[float]]:
+    """The IMP run's sparsities; None when a value has the wrong type (utils.study.checks names it)."""
     from utils.core.pruning import sparsity_schedule
 
     value = lambda key: config.get(key, options[key])  # noqa: E731
     try:
         return sparsity_schedule(value("prune_rate"), value("target_sparsity"), value("prune_schedule"))
     except UserError as error:
-        raise UserError(f"IMP config {config['output_dir']}: {error}") from None
+        raise UserError(f"{where}: {error}") from None
+    except (TypeError, ValueError):
+        return None
+
+
+def _estimate(steps: Callable[[], int]) -> Optional[int]:
+    """A step count for the dry run; None when the config's values cannot give one (checks.py says why)."""
+    try:
+        return steps()
+    except (TypeError, ValueError, AttributeError, ArithmeticError):
+        return None
 
 
 def _mask(study: Study, task: str, source: str, seed: int, p: float) -> tuple[str, str]:
@@ -315,7 +350,7 @@ def _mask(study: Study, task: str, source: str, seed: int, p: float) -> tuple[st
 
 
 def _add_finetune(study: Study, run_id: str, kind: str, task: Task, target: str, seed: int, mask: dict,
-                  deps: list[str], options: dict) -> None:
+                  deps: list[str], options: dict, target_key: str = "") -> None:
     run_dir = study.study_dir / run_id
     derived = {"output_dir": str(run_dir), "data_language": target, "seed": seed, "overwrite_output_dir": False,
                "pruning_type": "lth", "weight_init": "pre", **mask}
@@ -326,9 +361,13 @@ def _add_finetune(study: Study, run_id: str, kind: str, task: Task, target: str,
     config = merge_config({**task.finetune_base, "model_name_or_path": task.model}, FINETUNE_DERIVED, layers,
                           derived, options, f"{study.path}: run {run_id}")
     _check_language_files(config, task, f"{study.path}: run {run_id}")
-    steps = _total_steps(config, options, task)
+    steps = _estimate(lambda: _total_steps(config, options, task))
+    own = {"data_language": target_key or f"tasks.{task.name}.languages", "mask_dir": "transfer_sparsities",
+           "sparsity": "transfer_sparsities", "pruning_type": "baselines", "weight_init": "baselines"}
+    origins = _origins(f"tasks.{task.name}.finetune_config ({study.raw['tasks'][task.name]['finetune_config']})",
+                       task, config, layers, own)
     study.add(Run(run_id, kind, task.kind.finetune_script, config, run_dir, deps, outputs=[FINETUNE_RESULTS],
-                  task_kind=task.kind_name, steps=steps))
+                  task_kind=task.kind_name, steps=steps, origins=origins))
 
 
 def _add_transfers(study: Study, options: dict) -> None:
@@ -358,6 +397,8 @@ def _add_consensus(study: Study, options: dict) -> None:
         if unknown or len(languages) < 2:
             raise UserError(f"{study.path}: {where}: needs 2 or more of the task's languages "
                             f"({', '.join(task.languages)}), got {', '.join(languages)}")
+        for key in ("languages", "targets"):
+            schema.check_distinct(entry.get(key, []), f"{study.path}: {where}.{key}")
         if task.finetune_base is None:
             raise UserError(f"{study.path}: {where}: task {task.name} has no 'finetune_config'")
         operation = entry["operation"]
@@ -373,7 +414,7 @@ def _add_consensus(study: Study, options: dict) -> None:
                 for target in entry.get("targets", task.languages):
                     _add_finetune(study, f"transfer/{task.name}/{pct(p)}/{operation}_on_{target}/s{seed}",
                                   "transfer", task, target, seed, {"mask_dir": str(run_dir / "mask.pt")}, [run_id],
-                                  options[task.name])
+                                  options[task.name], f"{where}.targets" if "targets" in entry else "")
 
 
 def _add_baselines(study: Study, options: dict) -> None:
@@ -490,9 +531,11 @@ def _add_retrieval_run(study: Study, run_id: str, model: str, data: dict, deps: 
 
 
 def _add_summary(study: Study) -> None:
+    """The summary reads exactly the planned training folders (not every result under study_dir), so a change of
+    the plan is a change of its config, and it runs again."""
     training = [r.id for r in study.runs.values() if r.kind in TRAINING_KINDS]
     run_dir = study.study_dir / "summary"
-    config = {"runs": [str(study.study_dir)], "output_dir": str(run_dir)}
+    config = {"runs": [str(study.runs[rid].run_dir) for rid in training], "output_dir": str(run_dir)}
     study.add(Run("summary", "summary", "summarize_results.py", config, run_dir, training, soft_deps=True,
                   outputs=["results_summary.json"]))
 

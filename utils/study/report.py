@@ -297,6 +297,14 @@ def key_tables(sections: list[dict]) -> str:
     return "\n\n".join(blocks)
 
 
+def _remove_stale(out: Path, written: set[str]) -> None:
+    """Tables and figures of an earlier report that this one did not write (runs no longer planned) go."""
+    for folder, pattern in (("tables", "*.csv"), ("figures", "*.png")):
+        for path in (out / folder).glob(pattern):
+            if f"{folder}/{path.name}" not in written:
+                path.unlink()
+
+
 def write_report(study: Study, outcomes: dict) -> list[dict]:
     """Write the report from whatever analyses completed; returns its sections."""
     out = study.study_dir
@@ -311,9 +319,12 @@ def write_report(study: Study, outcomes: dict) -> list[dict]:
         section["figures"] = [f for f in section["figures"] if f is not None]
     sections = [s for s in sections if s["text"] or s["tables"] or s["figures"]]
     title = f"Study {study.name}"
+    written = {f"figures/{Path(path).name}" for section in sections for path, _ in section["figures"]}
     for section in sections:
         for table in section["tables"]:
             write_text(out / "tables" / f"{table['name']}.csv", csv_text(table["header"], table["rows"]))
+            written.add(f"tables/{table['name']}.csv")
+    _remove_stale(out, written)
     write_json(out / "report.json", {"title": title, "study": study.path, "sections": sections})
     write_text(out / "report.md", to_markdown(title, sections))
     write_text(out / "report.html", to_html(title, sections))

@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
+from .checks import check_study
 from .execute import Outcome, execute, make_executor
 from .lock import StudyLock
 from .report import text_table
@@ -44,14 +45,18 @@ def parse_study_args(argv: Optional[Sequence[str]] = None) -> StudyArguments:
     return StudyArguments(**vars(parser.parse_args(argv)))
 
 
-def command_line(run: Run) -> str:
-    """The run as a command with flags (equivalent to the config.json the study writes into its directory)."""
+def command_line(run: Run, max_items: Optional[int] = None) -> str:
+    """The run as a command with flags (equivalent to the config.json the study writes into its directory); lists
+    longer than `max_items` (the summary's hundreds of run folders) are cut short for reading."""
     parts = ["python", run.script]
     for key, value in run.config.items():
         if value is None:
             continue
         values = value if isinstance(value, list) else [value]
-        parts += [f"--{key}", *(("true" if v else "false") if isinstance(v, bool) else str(v) for v in values)]
+        shown = values if max_items is None or len(values) <= max_items else values[:max_items]
+        parts += [f"--{key}", *(("true" if v else "false") if isinstance(v, bool) else str(v) for v in shown)]
+        if len(shown) < len(values):
+            parts.append("...")  # the whole list is in RUN_DIR/config.json
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -81,7 +86,7 @@ def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
     for run in study.runs.values():
         decision = decisions[run.id]
         print(f"[{decision.action}] {run.id}  ({decision.reason})")
-        print(f"  {command_line(run)}")
+        print(f"  {command_line(run, max_items=4)}")
         print(f"  output: {run.run_dir}")
         if run.soft_deps:
             print(f"  after: all {len(run.deps)} training runs (whatever their outcome)")
@@ -111,6 +116,7 @@ def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -
 def run_study(args: StudyArguments) -> int:
     """Exit status: 0 when every run is complete, 1 when some failed or were skipped (2: a UserError)."""
     study = load_study(args.study)
+    check_study(study)  # every run's config, data, model and the study folder, before anything runs
     if args.dry_run:  # no lock, nothing written
         print_plan(study, decide(study, args.restart))
         return 0

@@ -75,3 +75,12 @@ def check(obj: Any, schema: dict, where: str, required: Iterable[str] = ()) -> d
         if key not in obj:
             raise UserError(f"{where}: missing required key '{key}'")
     return obj
+
+
+def check_distinct(values: Iterable[Any], where: str) -> None:
+    """One line naming the first value given twice (after normalisation by the caller: 50 and 50.0 are one)."""
+    seen: set = set()
+    for value in values:
+        if value in seen:
+            raise UserError(f"{where} names {value} twice")
+        seen.add(value)

@@ -90,6 +90,11 @@ def _differences(old: dict, new: dict) -> list[str]:
     return lines + config_differences(old["config"], new["config"])
 
 
+def _keys(differences: list[str]) -> str:
+    """The settings named by `_differences` lines ('runs: [...] -> [...]' -> 'runs')."""
+    return ", ".join(line.split(":", 1)[0] for line in differences)
+
+
 def _dependents(study: Study, roots: set[str]) -> set[str]:
     """The runs that depend on `roots`, directly or not (the plan lists runs after their dependencies)."""
     found = set(roots)
@@ -145,6 +150,8 @@ def _decide_run(study: Study, run: Run, decisions: dict[str, Decision]) -> Decis
         stray = RunPaths(run.run_dir).result_entries() or [p for p in run.outputs if (run.run_dir / p).exists()]
         return ("holds results this study did not launch", False) if stray else Decision("run", "new")
     differences = _differences(old, planned_spec(run, study.study_dir))
+    if differences and run.kind in ANALYSIS_KINDS:  # derived from the plan's runs: it follows the plan freely
+        return Decision("run", f"its inputs changed ({_keys(differences)})")
     if differences:
         shown = f"{'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}"
         return (shown, True) if state != "none" else Decision("run", f"settings changed ({shown}); no results yet")
