@@ -32,13 +32,13 @@ def write_study(tmp_path: Path, **changes) -> Path:
     return path
 
 
-def refused(path: Path, capsys) -> str:
-    """Run the dry run; it must stop with exit 2 and one line, having written nothing."""
+def refused(path: Path, capsys, dry_run: bool = True) -> str:
+    """Run the study (dry or not); it must stop with exit 2 and one line, having written nothing."""
     import study as study_script
 
     before = sorted(path.parent.rglob("*"))
     with pytest.raises(SystemExit) as exit_:
-        study_script.main([str(path), "--dry_run"])
+        study_script.main([str(path)] + (["--dry_run"] if dry_run else []))
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert exit_.value.code == 2 and len(err.splitlines()) == 1 and not captured.out, captured
@@ -63,19 +63,6 @@ def task(**changes) -> dict:
      "run imp/ner/en/s1: prune_schedule must be 'linear' or 'geometric', got 'cubic'"),
     ({"tasks": task(imp_overrides={"prune_rate": "lots"})},
      "run imp/ner/en/s1 (tasks.ner.imp_overrides): argument --prune_rate/--prune-rate: invalid float value: 'lots'"),
-    ({"tasks": task(languages=["en", "xx"])},
-     "run imp/ner/xx/s1 (tasks.ner.languages): data file not found: data/ner/xx/train.jsonl (language 'xx')"),
-    ({"tasks": task(eval_languages=["en", "yy"])},
-     "run transfer/ner/50/en_on_en/s1 (tasks.ner.eval_languages): data file not found: "
-     "data/ner/yy/validation.jsonl (language 'yy')"),
-    ({"tasks": task(imp_overrides={"train_file": None, "validation_file": None}, languages=["en", "qqq"])},
-     "run imp/ner/qqq/s1 (tasks.ner.languages): unknown language 'qqq' for unimelb-nlp/wikiann"),
-    ({"model": "/nonexistent/models/mbert"},
-     "run imp/ner/en/s1 (model): model not found: /nonexistent/models/mbert (no such folder)"),
-    ({"tasks": task(model="configs/offline/LT_ner_en.json")},
-     "run imp/ner/en/s1 (tasks.ner.model): model configs/offline/LT_ner_en.json is a file, not a model folder"),
-    ({"retrieval": {"pairs": ["en-fr"], "tsv": "data/parallel/missing-{pair}.tsv"}},
-     "run retrieval/ner/50/en-fr/s1 (retrieval): parallel file not found: data/parallel/missing-en-fr.tsv"),
     ({"retrieval": {"pairs": ["en-fr"], "tsv": "data/parallel/{pair}.tsv", "max_sentences": 1}},
      "run retrieval/ner/50/en-fr/s1 (retrieval): --max_sentences must be a whole number >= 2"),
     ({"executor": {"poll_seconds": 0}}, "executor.poll_seconds must be a finite number > 0, got 0"),
@@ -95,6 +82,37 @@ def test_planning_refuses_with_one_line(tmp_path, capsys, changes, message):
     assert message in err, err
 
 
+INPUT_CASES = [
+    ({"tasks": task(languages=["en", "xx"])},
+     "run imp/ner/xx/s1 (tasks.ner.languages): data file not found: data/ner/xx/train.jsonl (language 'xx')"),
+    ({"tasks": task(eval_languages=["en", "yy"])},
+     "run transfer/ner/50/en_on_en/s1 (tasks.ner.eval_languages): data file not found: "
+     "data/ner/yy/validation.jsonl (language 'yy')"),
+    ({"tasks": task(imp_overrides={"train_file": None, "validation_file": None}, languages=["en", "qqq"])},
+     "run imp/ner/qqq/s1 (tasks.ner.languages): unknown language 'qqq' for unimelb-nlp/wikiann"),
+    ({"model": "/nonexistent/models/mbert"},
+     "run imp/ner/en/s1 (model): model not found: /nonexistent/models/mbert (no such folder)"),
+    ({"tasks": task(model="configs/offline/LT_ner_en.json")},
+     "run imp/ner/en/s1 (tasks.ner.model): model configs/offline/LT_ner_en.json is a file, not a model folder"),
+    ({"retrieval": {"pairs": ["en-fr"], "tsv": "data/parallel/missing-{pair}.tsv"}},
+     "run retrieval/ner/50/en-fr/s1 (retrieval): parallel file not found: data/parallel/missing-en-fr.tsv"),
+]
+
+
+@pytest.mark.parametrize("changes, message", INPUT_CASES)
+def test_missing_inputs_refused_before_a_run(tmp_path, capsys, changes, message):
+    """A run stops before anything is written; a dry run (an estimate before the data is downloaded) shows the
+    plan and names the first missing input in its last line."""
+    import study as study_script
+
+    path = write_study(tmp_path, **changes)
+    assert message in refused(path, capsys, dry_run=False)
+    assert study_script.main([str(path), "--dry_run"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("not ready to run: ") and message in last, last
+    assert not (tmp_path / "study").exists()
+
+
 def test_study_dir_that_is_a_file_or_under_one(tmp_path, capsys):
     (tmp_path / "file").write_text("a user's file")
     err = refused(write_study(tmp_path, study_dir=str(tmp_path / "file")), capsys)
@@ -104,15 +122,13 @@ def test_study_dir_that_is_a_file_or_under_one(tmp_path, capsys):
     assert (tmp_path / "file").read_text() == "a user's file"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
-def test_study_dir_not_writable(tmp_path, capsys):
+def test_study_dir_not_writable(tmp_path, capsys, monkeypatch):
+    """As root every folder is writable, so the permission check is asked through os.access, as the code asks."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        err = refused(write_study(tmp_path, study_dir=str(locked / "study")), capsys)
-    finally:
-        locked.chmod(0o755)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    err = refused(write_study(tmp_path, study_dir=str(locked / "study")), capsys)
     assert f"{locked} is not writable" in err
 
 
@@ -224,7 +240,7 @@ def test_cutting_the_seeds_reruns_the_summary_without_restart(tmp_path, capsys):
     path = write_study(tmp_path, seeds=[1, 2])
     study = load_study(str(path))
     for run in study.runs.values():
-        prepare_run_dir(run, Decision("run", "new"))
+        prepare_run_dir(run, Decision("run", "new"), study.study_dir)
         if run.is_imp:
             fake_imp(run.run_dir, run.config["data_language"], run.config["seed"], (0.8, 0.7))
         else:

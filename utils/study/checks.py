@@ -42,17 +42,23 @@ EXECUTOR_RULES = {
 }
 
 
-def check_study(study: Study) -> None:
-    """Raise one UserError line for the first problem any run would meet; return quietly otherwise."""
+def check_study(study: Study, defer_missing_inputs: bool = False) -> list[str]:
+    """Raise one UserError line for the first problem any run would meet. With `defer_missing_inputs` (a dry run,
+    which estimates a grid before its data is downloaded) missing data, models and TSVs are returned instead, one
+    line per run, so the plan can still be shown."""
     _check_names(study)
     _check_executor(study)
     _check_study_dir(study)
     parsed = _parse_runs(study)
+    missing = []
     for run in study.runs.values():
         try:
             _check_inputs(run, parsed.get(run.id))
         except UserError as error:
-            raise _in_run(study, run, error) from None
+            if not defer_missing_inputs:
+                raise _in_run(study, run, error) from None
+            missing.append(str(_in_run(study, run, error)))
+    return missing
 
 
 def _check_names(study: Study) -> None:

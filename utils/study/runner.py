@@ -116,9 +116,12 @@ def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -
 def run_study(args: StudyArguments) -> int:
     """Exit status: 0 when every run is complete, 1 when some failed or were skipped (2: a UserError)."""
     study = load_study(args.study)
-    check_study(study)  # every run's config, data, model and the study folder, before anything runs
+    missing = check_study(study, defer_missing_inputs=args.dry_run)  # before anything runs
     if args.dry_run:  # no lock, nothing written
         print_plan(study, decide(study, args.restart))
+        if missing:
+            more = f" (and {len(missing) - 1} more run(s) with missing inputs)" if len(missing) > 1 else ""
+            print(f"not ready to run: {missing[0]}{more}")
         return 0
     with StudyLock(study.study_dir):
         return _run(study, decide(study, args.restart))
