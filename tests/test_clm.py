@@ -87,7 +87,7 @@ def test_interrupted_causal_lm_imp_resumes_to_the_same_masks(run_script, tiny_mo
     assert all(ours[n].checksum() == theirs[n].checksum() for n in ours)
 
 
-@pytest.mark.parametrize("model", ["llama-tiny", "gpt2-tiny"])
+@pytest.mark.parametrize("model", ["llama-tiny", "qwen2-tiny", "gemma3-tiny", "gpt2-tiny"])
 def test_fixed_mask_trains_a_causal_lm(run_script, tiny_models, tmp_path, model):
     decoder = AutoModelForCausalLM.from_pretrained(tiny_models / model)
     from utils.core.pruning import random_prune
