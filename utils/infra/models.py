@@ -90,9 +90,39 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
             hf_logging.enable_progress_bar()
         if info.get("missing_keys") and os.environ.get("RANK", "0") == "0":  # once, not once per DDP rank
             logger.info(f"newly initialised (not in the checkpoint): {', '.join(sorted(info['missing_keys']))}")
-        return model
+        return plain_model(model, auto_class) if model_args.gguf_file else model
     except (OSError, ValueError) as error:
         raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None
+
+
+def plain_model(model, auto_class):
+    """The same weights in a model transformers does not mark as quantized.
+
+    A model loaded from GGUF is dequantized, but transformers keeps its GGUF quantizer and refuses save_pretrained.
+    This builds the architecture afresh from the config (without the quantization entry) and loads the dequantized
+    state dict into it, so it saves, and reloads, as any checkpoint (scripts/convert_gguf.py)."""
+    import copy
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = auto_class.from_config(config, dtype=next(model.parameters()).dtype)
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    tied = {name for name, _ in _tied_names(plain)}
+    if unexpected or set(missing) - tied:
+        raise UserError(f"the dequantized weights do not fit {type(plain).__name__}: "
+                        f"missing {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]}")
+    plain.tie_weights()
+    return plain
+
+
+def _tied_names(model):
+    """(name, parameter) of state-dict entries that share storage with an earlier entry (a tied output layer)."""
+    seen: set[int] = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.data_ptr() in seen:
+            yield name, tensor
+        seen.add(tensor.data_ptr())
 
 
 def check_room_for_text(tokenizer, length: int, flag: str, pair: bool = False) -> None:
