@@ -6,7 +6,7 @@ perplexity (lower is better).
         --model_name_or_path bert-base-multilingual-cased --train_file pretrain_data/en.train.json \
         --validation_file pretrain_data/en.valid.json --do_train --do_eval --mlm --save_steps 10000 ...
     python LT_pretrain.py configs/offline/LT_pretrain.json [--seed 5]
-    python LT_pretrain.py configs/offline/LT_clm.json          # causal LM, tiny Llama
+    python LT_pretrain.py configs/offline/LT_pretrain_clm.json   # causal LM, tiny Llama
 """
 from functools import partial
 

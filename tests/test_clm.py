@@ -143,3 +143,35 @@ def test_plain_text_files_hold_one_article_per_paragraph(tiny_models, tmp_path):
     expected = sorted([bos] + setup.tokenizer(p, add_special_tokens=False)["input_ids"] for p in paragraphs)
     assert sorted(setup.train_dataset["input_ids"]) == expected
     assert len(setup.eval_datasets["en"]) == 1
+
+
+def test_causal_lm_study_runs_tickets_transfers_and_the_report(tiny_models, tmp_path, monkeypatch):
+    """A 'clm' task kind in a study: en and fr tickets of the tiny Llama, each 50% ticket trained on both
+    languages, similarity and the report's perplexity transfer table."""
+    import study as study_script
+
+    from tests.conftest import REPO
+
+    clm = {"imp_config": "configs/offline/LT_pretrain_clm.json",
+           "finetune_config": "configs/offline/pretrain_trans_clm.json", "languages": ["en", "fr"],
+           "imp_overrides": {"save_steps": 2, "prune_rate": 0.5, "target_sparsity": 0.5, "block_size": 32,
+                             "train_file": "data/mlm/{lang}.train.json", "validation_file": "data/mlm/{lang}.valid.json"},
+           "finetune_overrides": {"max_steps": 2, "block_size": 32, "train_file": "data/mlm/{lang}.train.json",
+                                  "validation_file": "data/mlm/{lang}.valid.json"}}
+    study = {"name": "clm", "study_dir": str(tmp_path / "study"), "model": str(tiny_models / "llama-tiny"),
+             "seeds": [1], "overrides": {"max_train_samples": 16, "max_eval_samples": 4, "logging_steps": 100},
+             "tasks": {"clm": clm}, "transfer_sparsities": [50], "transfer": "all", "executor": {"kind": "local"}}
+    (tmp_path / "clm.json").write_text(json.dumps(study))
+    monkeypatch.chdir(REPO)
+    assert study_script.main([str(tmp_path / "clm.json")]) == 0
+    root = tmp_path / "study"
+    for source in ("en", "fr"):
+        imp = json.loads((root / f"imp/clm/{source}/s1/imp_results.json").read_text())
+        assert imp["task"] == "clm" and imp["schedule"] == [0.0, 0.5]
+        for target in ("en", "fr"):
+            results = json.loads((root / f"transfer/clm/50/{source}_on_{target}/s1/finetune_results.json").read_text())
+            assert results["task"] == "clm" and results["languages"] == [target]
+            assert results["sparsity"] == pytest.approx(0.5, abs=1e-4) and results["eval"][target]["perplexity"] > 1
+    report = json.loads((root / "report.json").read_text())
+    tables = {t["name"]: t for s in report["sections"] for t in s["tables"]}
+    assert tables["transfer_clm_50"]["header"][:3] == ["mask \\ target", "clm/en", "clm/fr"]
