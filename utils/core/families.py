@@ -80,7 +80,7 @@ _LLAMA_ROLES = (
 FAMILIES: tuple[Family, ...] = (
     # Llama, Mistral, Qwen2/2.5/3, Gemma/Gemma 2/Gemma 3 (text and the language model of the multimodal one),
     # Phi-3, Aya (Cohere), XGLM and OPT: `...layers.<i>.self_attn.q_proj`.
-    Family("llama", r"^(?:.*\.)?layers\.(\d+)\.", _LLAMA_ROLES),
+    Family("llama", r"^(?!.*vision)(?:.*\.)?layers\.(\d+)\.", _LLAMA_ROLES),  # not a vision tower's layers
     # GPT-2: Conv1D, weights stored (in, out).
     Family("gpt2", r"^(?:.*\.)?h\.(\d+)\.", (
         ("attn.c_attn", _conv1d("qkv", "attention", "qkv")),
