@@ -229,3 +229,16 @@ def test_decoder_masks_feed_every_tool(name, decoders, tiny_models, tmp_path, ru
     layers = representations["comparisons"][0]["layers"]
     assert [row["layer"] for row in layers] == [0, 1, 2]
     assert all(0.0 < row["cka"] <= 1.0 + 1e-6 and 0.0 < row["svcca"] <= 1.0 + 1e-6 for row in layers)
+
+
+def test_key_value_heads_come_from_the_config_or_the_shapes(decoders, tiny_models, tmp_path):
+    from utils.analysis.head_similarity import resolve_kv_heads
+    from utils.analysis.similarity import pack_mask
+
+    weights = prunable_weights(decoders["llama-tiny"])
+    bare = [pack_mask(Mask.ones_like(weights), "a")]  # no metadata: no model to read
+    assert resolve_kv_heads(bare, 4, None) == 2  # k_proj 32 rows beside q_proj 64: 4 x 32 / 64
+    assert resolve_kv_heads(bare, 4, str(tiny_models / "llama-tiny")) == 2
+    assert resolve_kv_heads(bare, 4, str(tiny_models / "gemma3-tiny")) == 1  # the config wins
+    gpt2 = [pack_mask(Mask.ones_like(prunable_weights(decoders["gpt2-tiny"])), "a")]
+    assert resolve_kv_heads(gpt2, 4, None) == 4  # fused c_attn: no separate k_proj, every head its own

@@ -17,7 +17,7 @@
   group, which every figure carries as its random baseline.
 
 H comes from --num_heads, else from the config of --model_name_or_path or of the model the masks' metadata name;
-KV from that config's num_key_value_heads when there is one, else KV = H.
+KV from that config's num_key_value_heads, else from the shapes of a block's q_proj and k_proj, else KV = H.
 """
 from __future__ import annotations
 
@@ -87,17 +87,28 @@ def head_counts(bits: np.ndarray, axis: int, layout: str, heads: int, kv_heads: 
 
 
 def resolve_kv_heads(masks: Sequence[PackedMask], heads: int, model: Optional[str]) -> int:
-    """Key/value heads per attention block: num_key_value_heads of the model's config, else `heads`."""
+    """Key/value heads per attention block: num_key_value_heads of the model's config; without a config, from the
+    shapes (H x the size of a k_proj head axis / that of q_proj in the same block); else `heads`."""
     model = model or common_model(m.path for m in masks if m.path)
-    if not model:
-        return heads
-    from transformers import AutoConfig
+    if model:
+        from transformers import AutoConfig
 
-    try:
-        config = AutoConfig.from_pretrained(model)
-    except (OSError, ValueError):
-        return heads
-    return int(getattr(config, "num_key_value_heads", None) or heads)
+        try:
+            value = getattr(AutoConfig.from_pretrained(model), "num_key_value_heads", None)
+            if value:
+                return int(value)
+        except (OSError, ValueError):
+            pass
+    sizes: dict[tuple[str, str], int] = {}  # (layer, 'q' or 'kv') -> size of the head axis
+    for name, shape in (masks[0].layout if masks else ()):
+        found = placement(name)
+        if found and found.role.heads in ("q", "kv"):
+            sizes.setdefault((layer_of(name), found.role.heads), shape[found.role.head_axis])
+    for (layer, kind), size in sizes.items():
+        q_size = sizes.get((layer, "q"))
+        if kind == "kv" and q_size and (heads * size) % q_size == 0:
+            return heads * size // q_size
+    return heads
 
 
 def block_sort_key(block: str) -> tuple:
