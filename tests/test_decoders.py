@@ -242,3 +242,14 @@ def test_key_value_heads_come_from_the_config_or_the_shapes(decoders, tiny_model
     assert resolve_kv_heads(bare, 4, str(tiny_models / "gemma3-tiny")) == 1  # the config wins
     gpt2 = [pack_mask(Mask.ones_like(prunable_weights(decoders["gpt2-tiny"])), "a")]
     assert resolve_kv_heads(gpt2, 4, None) == 4  # fused c_attn: no separate k_proj, every head its own
+
+
+def test_first_token_pooling_of_a_causal_lm_stops_with_one_line(tiny_models, tmp_path, run_script, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_script("representation_similarity.py", "--model_name_or_path", str(tiny_models / "gpt2-tiny"), "--tsv",
+                   "data/parallel/en-fr.tsv", "--src_lang", "en", "--tgt_lang", "fr", "--output_dir",
+                   str(tmp_path / "repr"))  # the default pooling is cls, the paper's for mBERT
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --pooling cls reads the first token") and err.endswith("use --pooling mean")
+    assert "\n" not in err and not (tmp_path / "repr").exists()

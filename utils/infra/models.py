@@ -95,6 +95,18 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
         raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None
 
 
+def is_causal_lm(config) -> bool:
+    """A decoder-only language model: transformers knows the architecture as a causal LM and not as a masked LM
+    (BERT is both: it can run as a decoder) nor as an encoder-decoder."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    model_type = getattr(config, "model_type", None)
+    return (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+            and not getattr(config, "is_encoder_decoder", False))
+
+
 def plain_model(model, auto_class):
     """The same weights in a model transformers does not mark as quantized.
 
