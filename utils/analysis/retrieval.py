@@ -351,14 +351,19 @@ def load_pairs_and_model(model_args, args: ParallelEmbeddingArguments,
     model (AutoModel, on the GPU if any)."""
     from transformers import AutoModel
 
-    from utils.infra.models import check_room_for_text, load_model, load_tokenizer
+    from utils.infra.models import check_room_for_text, is_causal_lm, load_config, load_model, load_tokenizer
 
     for path in (args.src_mask, args.tgt_mask):
         if path and not Path(path).is_file():
             raise UserError(f"mask file not found: {path}")
+    if args.pooling == "cls" and is_causal_lm(load_config(model_args)):
+        raise UserError(f"--pooling cls reads the first token, which in {model_args.model_name_or_path} (a causal "
+                        "LM) attends only to itself, the same for every sentence: use --pooling mean")
     data = load_pairs(args)
     prepare_analysis_dir(args.output_dir, kind, args.clear_output_dir)
     tokenizer = load_tokenizer(model_args)
+    if tokenizer.pad_token is None:  # decoder tokenizers (Llama, GPT-2) have none; padding is masked out anyway
+        tokenizer.pad_token = tokenizer.eos_token
     check_room_for_text(tokenizer, args.max_seq_length, "--max_seq_length")
     model = load_model(AutoModel, model_args)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
