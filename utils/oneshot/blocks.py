@@ -146,8 +146,10 @@ def probe_overrides(model: nn.Module, blocks: Sequence[Block], sample: dict[str,
     """One full forward pass on one sample, recording every block's arguments; each block's differences from the
     first block's (T5's shared position bias) are given to it in the sequential pass."""
     seen: list[tuple[tuple, dict]] = []
-    handles = [b.module.register_forward_pre_hook(lambda _m, a, k: seen.append((tuple(a[1:]), dict(k))),
-                                                   with_kwargs=True) for b in blocks]
+    def record(_module, args, kwargs) -> None:
+        seen.append((tuple(args[1:]), dict(kwargs)))
+
+    handles = [b.module.register_forward_pre_hook(record, with_kwargs=True) for b in blocks]
     try:
         model(**sample)
     finally:
@@ -207,9 +209,15 @@ class OffloadHooks:
     def __enter__(self) -> "OffloadHooks":
         if self.offload:
             for block in self.blocks:
-                self.handles.append(block.module.register_forward_pre_hook(lambda m, a: m.to(self.device)))
-                self.handles.append(block.module.register_forward_hook(lambda m, a, o: m.to("cpu")))
+                self.handles.append(block.module.register_forward_pre_hook(self._arrive))
+                self.handles.append(block.module.register_forward_hook(self._leave))
         return self
+
+    def _arrive(self, module: nn.Module, _args) -> None:
+        module.to(self.device)
+
+    def _leave(self, module: nn.Module, _args, _output) -> None:
+        module.to("cpu")
 
     def __exit__(self, *_exc) -> None:
         for handle in self.handles:
@@ -221,5 +229,10 @@ class OffloadHooks:
 
 def input_hooks(layers: dict[str, tuple[nn.Module, bool]], sink: Callable[[str, torch.Tensor], None]) -> list:
     """Forward hooks that hand each matrix's input to sink(parameter name, input)."""
-    return [module.register_forward_hook(lambda _m, args, _o, name=name: sink(name, args[0]))
-            for name, (module, _transposed) in layers.items()]
+    def hook_for(name: str):
+        def hook(_module, args, _output) -> None:
+            sink(name, args[0])
+
+        return hook
+
+    return [module.register_forward_hook(hook_for(name)) for name, (module, _transposed) in layers.items()]
