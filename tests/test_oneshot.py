@@ -300,3 +300,137 @@ def test_encoder_decoder_stacks_are_pruned_in_order():
 def test_no_blocks_is_one_line():
     with pytest.raises(UserError, match="no prunable weights|no repeated blocks"):
         find_blocks(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# prune_oneshot.py end to end
+# ---------------------------------------------------------------------------------------------------------------
+
+SEQ = 32
+
+
+@pytest.fixture(scope="module")
+def trained_llama(tiny_models, tmp_path_factory):
+    """A tiny Llama (grouped-query attention) with the tiny mBERT's tokenizer, trained briefly on the English
+    sample so that its perplexity means something and pruning can hurt it."""
+    from transformers import AutoTokenizer
+
+    from utils.oneshot.calibration import read_documents, token_stream
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models / "mbert-tiny")
+    model = tiny_llama(vocab=len(tokenizer)).train()
+    stream = token_stream(tokenizer, read_documents("data/mlm/en.train.json", "en", "test"))
+    windows = stream[: stream.numel() // SEQ * SEQ].reshape(-1, SEQ)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        batch = windows[torch.randint(0, windows.shape[0], (16,), generator=generator)]
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    folder = tmp_path_factory.mktemp("llama") / "llama-tiny"
+    model.eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def oneshot_argv(model, out, *extra):
+    return ["prune_oneshot.py", "--model_name_or_path", str(model), "--output_dir", str(out),
+            "--calibration_file", "data/mlm/{lang}.train.json", "--calibration_samples", "8",
+            "--calibration_seq_len", str(SEQ), *extra]
+
+
+def test_script_end_to_end(trained_llama, tmp_path, run_script, capsys):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "wanda_en"
+    argv = oneshot_argv(trained_llama, out, "--method", "sparsegpt", "--data_language", "en", "--seed", "3",
+                        "--eval_files", "en=data/mlm/en.valid.json,fr=data/mlm/fr.valid.json", "--save_weights")
+    results = run_script(*argv)
+    typed = read_oneshot_results(out / "oneshot_results.json")
+    assert typed.method == "sparsegpt" and typed.structure == "unstructured" and typed.sparsity == 0.5
+    assert [b.block for b in typed.blocks] == ["model.layers.0", "model.layers.1"]
+    assert all(b.sparsity == 0.5 and b.seconds >= 0 and b.peak_memory_mib > 0 for b in typed.blocks)
+    assert set(typed.perplexity_before) == set(typed.perplexity_after) == {"en", "fr"}
+    for lang in ("en", "fr"):
+        before, after = typed.perplexity_before[lang], typed.perplexity_after[lang]
+        assert math.isfinite(before) and math.isfinite(after) and after >= 0.98 * before, (lang, before, after)
+    assert typed.perplexity_before["en"] < 0.5 * 5000  # trained: far from uniform over the vocabulary
+    mask = Mask.load(out / "masks" / "sparsity_50.pt")
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    weights = prunable_weights(model)
+    assert list(mask) == list(weights) and mask.sparsity == 0.5
+    for name, weight in weights.items():
+        assert torch.equal(weight == 0, ~mask[name]), name
+    meta = read_mask_metadata(out / "masks" / "sparsity_50.pt")
+    assert meta["method"] == "sparsegpt" and meta["structure"] == "unstructured" and meta["seed"] == 3
+    assert meta["languages"] == ["en"] and meta["calibration_file"] == "data/mlm/{lang}.train.json"
+    assert meta["model"] == str(trained_llama) and meta["weights_updated"] is True
+    assert meta["tokens_sha256"] == typed.calibration["tokens_sha256"] and len(meta["tokens_sha256"]) == 64
+    assert results["perplexity_after"] == typed.perplexity_after
+    # the same command again: nothing to do; another seed draws other samples
+    capsys.readouterr()
+    run_script(*argv)
+    assert "nothing to do" in capsys.readouterr().out
+    other = run_script(*oneshot_argv(trained_llama, tmp_path / "s4", "--method", "sparsegpt", "--seed", "4"))
+    assert other["calibration"]["tokens_sha256"] != typed.calibration["tokens_sha256"]
+
+
+def test_script_masks_of_two_languages_differ_and_magnitude_needs_no_text(trained_llama, tmp_path, run_script):
+    en = run_script(*oneshot_argv(trained_llama, tmp_path / "en", "--data_language", "en"))
+    fr = run_script(*oneshot_argv(trained_llama, tmp_path / "fr", "--data_language", "fr", "--structure", "2:4"))
+    assert en["languages"] == ["en"] and fr["languages"] == ["fr"]
+    mask_en, mask_fr = (Mask.load(tmp_path / lang / "masks" / "sparsity_50.pt") for lang in ("en", "fr"))
+    assert mask_en != mask_fr and mask_fr.sparsity == 0.5
+    magnitude = run_script("prune_oneshot.py", "--model_name_or_path", str(trained_llama), "--method", "magnitude",
+                           "--output_dir", str(tmp_path / "magnitude"), "--calibration_seq_len", str(SEQ))
+    assert magnitude["calibration"]["samples"] == 0 and magnitude["sparsity"] == 0.5
+
+
+def test_script_prunes_the_tiny_encoders(tiny_models, tmp_path, run_script):
+    for name in ("mbert-tiny", "mt5-tiny"):
+        results = run_script(*oneshot_argv(tiny_models / name, tmp_path / name, "--method", "wanda",
+                                           "--data_language", "en,fr"))
+        mask = Mask.load(tmp_path / name / "masks" / "sparsity_50.pt")
+        assert results["languages"] == ["en", "fr"] and abs(mask.sparsity - 0.5) < 1e-9
+        assert all(b["sparsity"] == 0.5 for b in results["blocks"])
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (("--method", "obd"), "--method: invalid choice: 'obd'"),
+    (("--structure", "2:4", "--sparsity", "0.6"), "--structure 2:4 keeps 2 of every 4 weights, i.e. sparsity 0.5"),
+    (("--structure", "4:2"), "--structure must be 'unstructured' or N:M"),
+    (("--sparsity", "0"), "--sparsity must be above 0"),
+    (("--calibration_seq_len", "100000"), "--calibration_seq_len 100000 exceeds the model's 128 positions"),
+    (("--calibration_file", "{tmp}/short.txt"), "short.txt (en) holds 4 tokens, fewer than one sample of --calibration_seq_len 32"),
+    (("--calibration_file", "{tmp}/missing_{lang}.txt"), "--calibration_file: file not found"),
+    (("--eval_files", "en"), "--eval_files: 'en' is not LANG=PATH"),
+    (("--calibration_samples", "0"), "--calibration_samples must be a whole number >= 1, got 0"),
+])
+def test_bad_inputs_stop_with_one_line_before_the_model_loads(trained_llama, tmp_path, run_script, capsys,
+                                                                monkeypatch, extra, expected):
+    import utils.oneshot.run as oneshot_run
+
+    (tmp_path / "short.txt").write_text("Paris is big\n")
+    monkeypatch.setattr(oneshot_run, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
+    with pytest.raises(SystemExit) as stop:
+        run_script(*oneshot_argv(trained_llama, tmp_path / "out", *extra))
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_files_for_an_encoder_and_nm_widths_are_refused_before_loading(tiny_models, tmp_path, run_script,
+                                                                            capsys):
+    with pytest.raises(SystemExit):
+        run_script(*oneshot_argv(tiny_models / "mbert-tiny", tmp_path / "a", "--eval_files", "en=data/mlm/en.valid.json"))
+    assert "perplexity is measured for causal language models" in capsys.readouterr().err
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_models / "mbert-tiny")
+    with pytest.raises(SystemExit):
+        run_script(*oneshot_argv(tiny_models / "mbert-tiny", tmp_path / "b", "--structure", "3:7",
+                                 "--sparsity", str(4 / 7)))
+    assert f"has {config.hidden_size} inputs, not a multiple of 7" in capsys.readouterr().err
