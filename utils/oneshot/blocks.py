@@ -173,12 +173,14 @@ def block_output(output: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_block(block: nn.Module, calls: Sequence[Call], overrides: Overrides) -> list[torch.Tensor]:
-    outputs = []
+def run_block(block: nn.Module, calls: Sequence[Call], overrides: Overrides, replace: bool = True) -> None:
+    """Run the block on every sample; with `replace`, its outputs become the samples' hidden states (in turn, so
+    that one set of activations is held)."""
     for call in calls:
         args, kwargs = overrides.apply(call)
-        outputs.append(block_output(block(call.hidden, *args, **kwargs)))
-    return outputs
+        output = block_output(block(call.hidden, *args, **kwargs))
+        if replace:
+            call.hidden = output
 
 
 # ---------------------------------------------------------------------------------------------------------------

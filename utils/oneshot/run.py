@@ -26,7 +26,7 @@ from utils.infra.io import write_json
 from utils.infra.models import load_model, load_tokenizer
 from utils.infra.outputs import (RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run)
 from utils.infra.progress import progress_bar
-from utils.infra.results_schema import OneshotBlock, OneshotResults, oneshot_results_from, to_dict, write_results
+from utils.infra.results_schema import OneshotBlock, OneshotResults, to_dict, write_results
 from utils.oneshot.blocks import (Block, OffloadHooks, capture_calls, find_blocks, input_hooks, layer_inputs,
                                   place_model, probe_overrides, run_block)
 from utils.oneshot.calibration import (draw_samples, eval_windows, parse_eval_files, perplexity, read_documents,
@@ -232,15 +232,14 @@ def prune_block(model, block: Block, calls: list, override, run: PruneRun) -> di
     if calls:
         handles = input_hooks(layers, lambda name, x: pruners[name].add(x))
         try:
-            run_block(block.module, calls, override)
+            run_block(block.module, calls, override, replace=False)
         finally:
             for handle in handles:
                 handle.remove()
     masks = {name: pruner.prune() for name, pruner in pruners.items()}
     del pruners
     if calls:
-        for call, output in zip(calls, run_block(block.module, calls, override)):
-            call.hidden = output
+        run_block(block.module, calls, override)
     if run.offload:
         block.module.to("cpu")
     return masks
@@ -262,6 +261,7 @@ def fingerprint_of(model_args: ModelArguments, args: OneshotArguments) -> dict[s
 
 
 def run_oneshot(model_args: ModelArguments, args: OneshotArguments, show_progress: Optional[bool] = None) -> dict:
+    """Check the folder and every input, load, measure, prune, measure, write; returns the results."""
     settings = settings_from(args)
     paths = RunPaths(args.output_dir)
     fingerprint = fingerprint_of(model_args, args)
@@ -271,36 +271,45 @@ def run_oneshot(model_args: ModelArguments, args: OneshotArguments, show_progres
         print(f"{paths.root} already holds a one-shot pruning run of these settings; nothing to do")
         return plan.previous
     inputs = read_inputs(model_args, args, settings)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    run = PruneRun(inputs.blocks, inputs.samples, settings, device, args.offload, show_progress)
     if plan.clear:
         clear_entries(paths, plan.clear)
     started = time.time()
-    model = load_model(inputs.auto_class, model_args, "pre", seed=args.seed).eval()
-    model.config.use_cache = False
-    run.blocks, outside = find_blocks(model)
-    weights = prunable_weights(model)
-    extra = sum(w.numel() * w.element_size() for w in model.parameters()) if args.save_weights else 0
-    check_free_space(paths.root, mask_file_bytes(weights, args.mask_format == "packed") + extra, "the mask and weights")
-    place_model(model, run.all_blocks, device, args.offload)
+    model, run = load_for_pruning(model_args, args, inputs, settings, paths, show_progress)
     before = measure(model, inputs.eval_sets, run)
     masks, records, memory_kind = prune_model(model, run)
     after = measure(model, inputs.eval_sets, run)
-    mask = Mask(OrderedDict((n, masks[n] if n in masks else torch.ones(w.shape, dtype=torch.bool))
-                            for n, w in weights.items()))
+    weights = prunable_weights(model)
+    mask = Mask(OrderedDict((n, masks.get(n, torch.ones(w.shape, dtype=torch.bool))) for n, w in weights.items()))
     results = OneshotResults(
         model=model_args.model_name_or_path, method=settings.method, structure=str(settings.structure),
         sparsity=settings.sparsity, languages=args.languages, seed=args.seed,
         calibration={"source": inputs.source, "samples": int(inputs.samples.shape[0]),
                      "seq_len": args.calibration_seq_len, "tokens_sha256": samples_sha256(inputs.samples)},
         perplexity_before=before, perplexity_after=after, blocks=records, memory_kind=memory_kind,
-        device=str(device), offload=args.offload, config=config_dict(model_args, args), fingerprint=fingerprint)
+        device=str(run.device), offload=args.offload, config=config_dict(model_args, args), fingerprint=fingerprint)
+    outside = [n for n in weights if n not in masks]
     write_outputs(paths, model, inputs.tokenizer, mask, results, outside, args.mask_format == "packed",
                   args.save_weights)
     results.seconds = round(time.time() - started, 3)
     write_results(paths.oneshot_results, results)  # last: its presence marks the run complete
     print_summary(results, mask, paths)
     return to_dict(results)
+
+
+def load_for_pruning(model_args: ModelArguments, args: OneshotArguments, inputs: Inputs, settings: Settings,
+                     paths: RunPaths, show_progress: Optional[bool]) -> tuple[Any, PruneRun]:
+    """The model in eval mode without a cache, on the accelerator (with --offload: all but its blocks), once the
+    disk is known to hold what the run writes."""
+    model = load_model(inputs.auto_class, model_args, "pre", seed=args.seed).eval()
+    model.config.use_cache = False
+    weights = prunable_weights(model)
+    extra = sum(w.numel() * w.element_size() for w in model.parameters()) if args.save_weights else 0
+    check_free_space(paths.root, mask_file_bytes(weights, args.mask_format == "packed") + extra,
+                     "the mask" + (" and the pruned model" if args.save_weights else ""))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    run = PruneRun(find_blocks(model)[0], inputs.samples, settings, device, args.offload, show_progress)
+    place_model(model, run.all_blocks, device, args.offload)
+    return model, run
 
 
 def write_outputs(paths: RunPaths, model, tokenizer, mask: Mask, results: OneshotResults, outside: list[str],
