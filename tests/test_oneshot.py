@@ -5,6 +5,7 @@ and its one-line errors."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -385,6 +386,34 @@ def test_script_end_to_end(trained_llama, tmp_path, run_script, capsys):
     assert "nothing to do" in capsys.readouterr().out
     other = run_script(*oneshot_argv(trained_llama, tmp_path / "s4", "--method", "sparsegpt", "--seed", "4"))
     assert other["calibration"]["tokens_sha256"] != typed.calibration["tokens_sha256"]
+    # other settings into the complete run's folder: refused, nothing removed
+    with pytest.raises(SystemExit):
+        run_script(*oneshot_argv(trained_llama, out, "--method", "wanda"))
+    assert "holds a complete one-shot pruning run with other settings" in capsys.readouterr().err
+    assert Mask.load(out / "masks" / "sparsity_50.pt") == mask
+
+
+def test_calibration_from_a_hub_dataset(trained_llama, tmp_path, run_script, monkeypatch):
+    """--dataset_name goes through utils.infra.data's hub loading (configs = languages, the 'text' field)."""
+    import datasets
+    from datasets import Dataset
+
+    asked = []
+
+    def load_dataset(name, config=None, split=None, **kwargs):
+        if name == "json":  # the local file of the comparison run
+            return datasets.load_dataset(name, split=split, **kwargs)
+        asked.append((name, config, split))
+        rows = [json.loads(line) for line in open(f"data/mlm/{config}.train.json", encoding="utf-8")]
+        return Dataset.from_list([{"text": r["text"]} for r in rows])
+
+    monkeypatch.setattr("utils.infra.data.load_dataset", load_dataset)
+    hub = run_script("prune_oneshot.py", "--model_name_or_path", str(trained_llama), "--output_dir",
+                     str(tmp_path / "hub"), "--dataset_name", "someone/web-text", "--data_language", "fr",
+                     "--calibration_samples", "8", "--calibration_seq_len", str(SEQ))
+    local = run_script(*oneshot_argv(trained_llama, tmp_path / "local", "--data_language", "fr"))
+    assert asked == [("someone/web-text", "fr", "train")]
+    assert hub["calibration"]["tokens_sha256"] == local["calibration"]["tokens_sha256"]
 
 
 def test_script_masks_of_two_languages_differ_and_magnitude_needs_no_text(trained_llama, tmp_path, run_script):
