@@ -264,7 +264,33 @@ def tiny_gemma3():
     return Gemma3ForCausalLM(config).eval()
 
 
-@pytest.mark.parametrize("build", [lambda: tiny_llama(layers=3), tiny_gemma3, bert_masked_lm, t5_model])
+class KeywordBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(8, 16), nn.Linear(16, 8)
+
+    def forward(self, hidden_states, scale=1.0):
+        return hidden_states + scale * self.down(torch.relu(self.up(hidden_states)))
+
+
+class KeywordModel(nn.Module):
+    """Calls its blocks with keywords only, with a scale that differs per block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.config = type("Config", (), {"is_encoder_decoder": False})()
+        self.embed = nn.Embedding(64, 8)
+        self.layers = nn.ModuleList(KeywordBlock() for _ in range(3))
+
+    def forward(self, input_ids, output_hidden_states=False):
+        states = [self.embed(input_ids)]
+        for index, layer in enumerate(self.layers):
+            states.append(layer(hidden_states=states[-1], scale=1.0 / (index + 1)))
+        return type("Output", (), {"hidden_states": states})()
+
+
+@pytest.mark.parametrize("build", [lambda: tiny_llama(layers=3), tiny_gemma3, bert_masked_lm, t5_model, KeywordModel])
 def test_blocks_run_one_by_one_reproduce_the_models_hidden_states(build):
     """The captured arguments (attention mask, rotary embeddings, T5's position bias handed from block 0 to the
     others, encoder states) make the blocks, run alone, give the hidden states of the model's own forward pass."""
@@ -282,6 +308,8 @@ def test_blocks_run_one_by_one_reproduce_the_models_hidden_states(build):
             run_block(block.module, calls, override)
             for call, expected in zip(calls, outputs):
                 assert torch.allclose(call.hidden, getattr(expected, key)[index + 1], atol=1e-5), (stack, index)
+        if isinstance(model, KeywordModel):
+            assert [o.kwargs for o in overrides] == [{}, {"scale": 0.5}, {"scale": 1 / 3}]
         if model.config.is_encoder_decoder:
             assert any(o.args for o in overrides[1:])  # T5: position bias handed on from the first block
             assert Overrides() == overrides[0]

@@ -75,11 +75,23 @@ def layer_inputs(model: nn.Module, block: Block) -> dict[str, tuple[nn.Module, b
 
 @dataclass
 class Call:
-    """One sample's call of a block: the hidden states and the other arguments the model gave the block."""
+    """One sample's call of a block: the hidden states and the other arguments the model gave the block (the
+    hidden states are its first positional argument, or its keyword `hidden_states`)."""
 
     hidden: torch.Tensor
     args: tuple
     kwargs: dict[str, Any]
+    by_keyword: bool = False
+
+    @classmethod
+    def of(cls, args: tuple, kwargs: dict[str, Any]) -> "Call":
+        if args:
+            return cls(args[0], tuple(args[1:]), dict(kwargs))
+        if "hidden_states" not in kwargs:
+            raise UserError("a block was called without positional arguments or hidden_states: cannot tell which "
+                            "argument carries the hidden states")
+        rest = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+        return cls(kwargs["hidden_states"], (), rest, by_keyword=True)
 
 
 class _Captured(Exception):
@@ -107,7 +119,7 @@ def capture_calls(model: nn.Module, first_block: nn.Module, samples: Iterable[di
     calls: list[Call] = []
 
     def hook(_module, args, kwargs):
-        call = Call(args[0], tuple(args[1:]), dict(kwargs))
+        call = Call.of(args, kwargs)
         if calls:
             call.args = tuple(_share(a, b) for a, b in zip(call.args, calls[0].args))
             call.kwargs = {k: _share(v, calls[0].kwargs.get(k)) for k, v in call.kwargs.items()}
@@ -147,7 +159,8 @@ def probe_overrides(model: nn.Module, blocks: Sequence[Block], sample: dict[str,
     first block's (T5's shared position bias) are given to it in the sequential pass."""
     seen: list[tuple[tuple, dict]] = []
     def record(_module, args, kwargs) -> None:
-        seen.append((tuple(args[1:]), dict(kwargs)))
+        call = Call.of(args, kwargs)
+        seen.append((call.args, call.kwargs))
 
     handles = [b.module.register_forward_pre_hook(record, with_kwargs=True) for b in blocks]
     try:
@@ -178,7 +191,10 @@ def run_block(block: nn.Module, calls: Sequence[Call], overrides: Overrides, rep
     that one set of activations is held)."""
     for call in calls:
         args, kwargs = overrides.apply(call)
-        output = block_output(block(call.hidden, *args, **kwargs))
+        if call.by_keyword:
+            output = block_output(block(*args, hidden_states=call.hidden, **kwargs))
+        else:
+            output = block_output(block(call.hidden, *args, **kwargs))
         if replace:
             call.hidden = output
 
