@@ -455,6 +455,15 @@ def test_script_masks_of_two_languages_differ_and_magnitude_needs_no_text(traine
     assert magnitude["calibration"]["samples"] == 0 and magnitude["sparsity"] == 0.5
 
 
+def test_offline_config(tiny_models, tmp_path, run_script):
+    results = run_script("prune_oneshot.py", "configs/offline/prune_oneshot.json", "--model_name_or_path",
+                         str(tiny_models / "mbert-tiny"), "--output_dir", str(tmp_path / "run"))
+    assert results["method"] == "wanda" and results["calibration"] == {
+        "source": "data/mlm/{lang}.train.json", "samples": 16, "seq_len": 64,
+        "tokens_sha256": results["calibration"]["tokens_sha256"]}
+    assert Mask.load(tmp_path / "run" / "masks" / "sparsity_50.pt").sparsity == 0.5
+
+
 def test_script_prunes_the_tiny_encoders(tiny_models, tmp_path, run_script):
     for name in ("mbert-tiny", "mt5-tiny"):
         results = run_script(*oneshot_argv(tiny_models / name, tmp_path / name, "--method", "wanda",

@@ -40,7 +40,8 @@ class OneshotArguments:
 
     output_dir: str = field(metadata={"help": "Where masks/, oneshot_results.json (and model/) go."})
     method: str = field(default="wanda", metadata={"help": "magnitude (per layer), wanda (per output row) or "
-                                                           "sparsegpt (per layer, updates the kept weights).",
+                                                           "sparsegpt (per block of columns; updates the kept "
+                                                           "weights).",
                                                    "choices": list(METHODS)})
     sparsity: float = field(default=0.5, metadata={"help": "Fraction (0.5) or percentage (50) of weights removed."})
     structure: str = field(default="unstructured",
