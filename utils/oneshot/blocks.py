@@ -158,6 +158,7 @@ def probe_overrides(model: nn.Module, blocks: Sequence[Block], sample: dict[str,
     """One full forward pass on one sample, recording every block's arguments; each block's differences from the
     first block's (T5's shared position bias) are given to it in the sequential pass."""
     seen: list[tuple[tuple, dict]] = []
+
     def record(_module, args, kwargs) -> None:
         call = Call.of(args, kwargs)
         seen.append((call.args, call.kwargs))

@@ -92,7 +92,8 @@ def model_class(config) -> type:
     """Seq2Seq LM for encoder-decoders, causal LM for decoders, masked LM for encoders (BERT)."""
     if getattr(config, "is_encoder_decoder", False):
         return AutoModelForSeq2SeqLM
-    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+    kind = config.model_type
+    if kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return AutoModelForCausalLM
     return AutoModelForMaskedLM
 
@@ -115,7 +116,6 @@ class Inputs:
     tokenizer: Any
     samples: torch.Tensor  # (samples, seq_len) token ids
     eval_sets: dict[str, torch.Tensor]  # language -> (windows, seq_len)
-    blocks: "OrderedDict[str, list[Block]]"  # of a model built on the meta device, for the checks
     source: str
 
 
@@ -133,12 +133,13 @@ def read_inputs(model_args: ModelArguments, args: OneshotArguments, settings: Se
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and args.calibration_seq_len > limit:
         raise UserError(f"--calibration_seq_len {args.calibration_seq_len} exceeds the model's {limit} positions")
-    with torch.device("meta"):  # the architecture without its weights: found in seconds, before loading
-        skeleton = auto_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
-    blocks, _outside = find_blocks(skeleton)
-    for block in (b for stack in blocks.values() for b in stack):
-        for name, (module, transposed) in layer_inputs(skeleton, block).items():
-            settings.structure.check_width(name, module.weight.shape[0 if transposed else 1])
+    try:
+        with torch.device("meta"):  # the architecture without its weights: built in seconds, before loading
+            skeleton = auto_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
+    except Exception:  # noqa: BLE001 - a model that cannot be built on the meta device is checked once loaded
+        skeleton = None
+    if skeleton is not None:
+        check_architecture(skeleton, settings)
     source = args.calibration_file or args.dataset_name
     if source is None and NEEDS_CALIBRATION[settings.method]:
         raise UserError(f"--method {settings.method} needs calibration text: pass --calibration_file or "
@@ -151,7 +152,16 @@ def read_inputs(model_args: ModelArguments, args: OneshotArguments, settings: Se
         if documents else torch.zeros(0, args.calibration_seq_len, dtype=torch.long)
     eval_sets = {lang: eval_windows(token_stream(tokenizer, read_documents(path, lang, "--eval_files")),
                                     args.calibration_seq_len, lang) for lang, path in eval_files.items()}
-    return Inputs(config, auto_class, tokenizer, samples, eval_sets, blocks, source or "")
+    return Inputs(config, auto_class, tokenizer, samples, eval_sets, source or "")
+
+
+def check_architecture(model, settings: Settings) -> "OrderedDict[str, list[Block]]":
+    """The model's blocks; stops when it has none or a matrix's width does not fit the N:M groups."""
+    blocks, _outside = find_blocks(model)
+    for block in (b for stack in blocks.values() for b in stack):
+        for name, (module, transposed) in layer_inputs(model, block).items():
+            settings.structure.check_width(name, module.weight.shape[0 if transposed else 1])
+    return blocks
 
 
 
@@ -201,14 +211,8 @@ def prune_model(model, run: PruneRun) -> tuple[dict[str, torch.Tensor], list[One
     masks: dict[str, torch.Tensor] = {}
     records: list[OneshotBlock] = []
     memory = PeakMemory(run.device)
-    calibrate = NEEDS_CALIBRATION[run.settings.method]
     for stack, blocks in run.blocks.items():
-        calls, overrides = [], [None] * len(blocks)
-        if calibrate:
-            with OffloadHooks(run.all_blocks, run.device, run.offload):
-                calls = capture_calls(model, blocks[0].module, (model_inputs(model.config, s.unsqueeze(0).to(run.device))
-                                                                for s in run.samples))
-                overrides = probe_overrides(model, blocks, model_inputs(model.config, run.samples[:1].to(run.device)))
+        calls, overrides = stack_inputs(model, blocks, run)
         bar = progress_bar(blocks, enabled=run.show_progress, desc=f"{run.settings.method} {stack}", unit="block")
         for block, override in zip(bar, overrides):
             memory.reset()
@@ -220,6 +224,17 @@ def prune_model(model, run: PruneRun) -> tuple[dict[str, torch.Tensor], list[One
             records.append(OneshotBlock(block=block.name, sparsity=1 - kept / total,
                                         seconds=round(time.time() - started, 3), peak_memory_mib=memory.mib()))
     return masks, records, memory.kind
+
+
+def stack_inputs(model, blocks: list[Block], run: PruneRun) -> tuple[list, list]:
+    """The calls of the stack's first block, one per sample, and each block's own arguments; none for magnitude."""
+    if not NEEDS_CALIBRATION[run.settings.method]:
+        return [], [None] * len(blocks)
+    with OffloadHooks(run.all_blocks, run.device, run.offload):
+        samples = (model_inputs(model.config, row.unsqueeze(0).to(run.device)) for row in run.samples)
+        calls = capture_calls(model, blocks[0].module, samples)
+        overrides = probe_overrides(model, blocks, model_inputs(model.config, run.samples[:1].to(run.device)))
+    return calls, overrides
 
 
 def prune_block(model, block: Block, calls: list, override, run: PruneRun) -> dict[str, torch.Tensor]:
@@ -308,7 +323,7 @@ def load_for_pruning(model_args: ModelArguments, args: OneshotArguments, inputs:
     check_free_space(paths.root, mask_file_bytes(weights, args.mask_format == "packed") + extra,
                      "the mask" + (" and the pruned model" if args.save_weights else ""))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    run = PruneRun(find_blocks(model)[0], inputs.samples, settings, device, args.offload, show_progress)
+    run = PruneRun(check_architecture(model, settings), inputs.samples, settings, device, args.offload, show_progress)
     place_model(model, run.all_blocks, device, args.offload)
     return model, run
 
