@@ -120,6 +120,25 @@ class Inputs:
 
 
 def read_inputs(model_args: ModelArguments, args: OneshotArguments, settings: Settings) -> Inputs:
+    """The model's kind checked, the calibration samples drawn and the eval text cut into windows."""
+    config, auto_class, eval_files = check_model(model_args, args, settings)
+    source = args.calibration_file or args.dataset_name
+    if source is None and NEEDS_CALIBRATION[settings.method]:
+        raise UserError(f"--method {settings.method} needs calibration text: pass --calibration_file or "
+                        "--dataset_name")
+    documents = {lang: read_documents(args.calibration_file, lang, "--calibration_file", args.dataset_name)
+                 for lang in args.languages} if source else {}
+    tokenizer = load_tokenizer(model_args)
+    samples = draw_samples({lang: token_stream(tokenizer, docs) for lang, docs in documents.items()},
+                           args.calibration_samples, args.calibration_seq_len, args.seed, source) \
+        if documents else torch.zeros(0, args.calibration_seq_len, dtype=torch.long)
+    eval_sets = {lang: eval_windows(token_stream(tokenizer, read_documents(path, lang, "--eval_files")),
+                                    args.calibration_seq_len, lang) for lang, path in eval_files.items()}
+    return Inputs(config, auto_class, tokenizer, samples, eval_sets, source or "")
+
+
+def check_model(model_args: ModelArguments, args: OneshotArguments, settings: Settings) -> tuple[Any, type, dict]:
+    """The config, the model class, and the eval files; the architecture checked on a skeleton without weights."""
     try:
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir,
                                             trust_remote_code=model_args.trust_remote_code)
@@ -140,19 +159,7 @@ def read_inputs(model_args: ModelArguments, args: OneshotArguments, settings: Se
         skeleton = None
     if skeleton is not None:
         check_architecture(skeleton, settings)
-    source = args.calibration_file or args.dataset_name
-    if source is None and NEEDS_CALIBRATION[settings.method]:
-        raise UserError(f"--method {settings.method} needs calibration text: pass --calibration_file or "
-                        "--dataset_name")
-    documents = {lang: read_documents(args.calibration_file, lang, "--calibration_file", args.dataset_name)
-                 for lang in args.languages} if source else {}
-    tokenizer = load_tokenizer(model_args)
-    samples = draw_samples({lang: token_stream(tokenizer, docs) for lang, docs in documents.items()},
-                           args.calibration_samples, args.calibration_seq_len, args.seed, source) \
-        if documents else torch.zeros(0, args.calibration_seq_len, dtype=torch.long)
-    eval_sets = {lang: eval_windows(token_stream(tokenizer, read_documents(path, lang, "--eval_files")),
-                                    args.calibration_seq_len, lang) for lang, path in eval_files.items()}
-    return Inputs(config, auto_class, tokenizer, samples, eval_sets, source or "")
+    return config, auto_class, eval_files
 
 
 def check_architecture(model, settings: Settings) -> "OrderedDict[str, list[Block]]":
@@ -162,7 +169,6 @@ def check_architecture(model, settings: Settings) -> "OrderedDict[str, list[Bloc
         for name, (module, transposed) in layer_inputs(model, block).items():
             settings.structure.check_width(name, module.weight.shape[0 if transposed else 1])
     return blocks
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
