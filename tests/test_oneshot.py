@@ -162,12 +162,14 @@ def test_sparsegpt_one_layer_equals_direct_obs(structure, block):
 
 
 def test_reconstruction_error_sparsegpt_below_wanda_below_magnitude():
-    """On the calibration inputs of one layer with uneven input scales (LLMs' outlier features)."""
+    """On the calibration inputs of one layer: correlated features of uneven scales (LLMs' outlier features).
+    SparseGPT's mask without its weight update is a worse sub-network than SparseGPT's result."""
     for seed in range(3):
         generator = torch.Generator().manual_seed(seed)
         W = torch.randn(32, 64, generator=generator)
         scales = torch.exp(torch.randn(64, generator=generator))
-        X = torch.randn(256, 64, generator=generator) * scales
+        mixed = torch.randn(256, 16, generator=generator) @ torch.randn(16, 64, generator=generator)
+        X = (mixed + 0.3 * torch.randn(256, 64, generator=generator)) * scales
         errors = {}
         for method in ("magnitude", "wanda", "sparsegpt"):
             layer = nn.Linear(64, 32, bias=False)
@@ -178,7 +180,10 @@ def test_reconstruction_error_sparsegpt_below_wanda_below_magnitude():
             keep = pruner.prune()
             assert int(keep.sum()) == W.numel() // 2
             errors[method] = float(torch.linalg.norm(X @ W.t() - X @ layer.weight.detach().t()))
+            if method == "sparsegpt":  # its mask on the original weights, without the update
+                errors["sparsegpt mask alone"] = float(torch.linalg.norm(X @ W.t() - X @ (W * keep).t()))
         assert errors["sparsegpt"] < errors["wanda"] < errors["magnitude"], errors
+        assert errors["sparsegpt"] < errors["sparsegpt mask alone"], errors
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from utils.core.masks import Mask
 from utils.core.pruning import prunable_weights
 from utils.infra.args import ModelArguments, config_dict, split_languages
 from utils.infra.errors import UserError, first_line
-from utils.infra.io import write_json
 from utils.infra.models import load_model, load_tokenizer
 from utils.infra.outputs import (RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run)
 from utils.infra.progress import progress_bar
@@ -336,6 +335,7 @@ def load_for_pruning(model_args: ModelArguments, args: OneshotArguments, inputs:
 
 def write_outputs(paths: RunPaths, model, tokenizer, mask: Mask, results: OneshotResults, outside: list[str],
                   packed: bool, save_weights: bool) -> None:
+    """The mask and its metadata sidecar; with save_weights the pruned model and tokenizer (on the CPU)."""
     mask_path = paths.mask_file(results.sparsity)
     metadata = {
         "task": f"oneshot-{results.method}", "languages": results.languages, "model": results.model,
@@ -352,7 +352,6 @@ def write_outputs(paths: RunPaths, model, tokenizer, mask: Mask, results: Onesho
         model.to("cpu")
         model.save_pretrained(paths.model_dir)
         tokenizer.save_pretrained(paths.model_dir)
-        write_json(paths.model_dir / "oneshot_mask.json", {"mask": "../" + results.mask, "method": results.method})
         results.weights = str(paths.model_dir.relative_to(paths.root))
 
 
