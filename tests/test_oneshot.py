@@ -338,6 +338,30 @@ def test_offloaded_and_in_memory_calibration_give_the_same_mask(method):
     assert all(p.device.type == "cpu" for p in twin.parameters())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_offload_on_a_gpu_moves_one_block_at_a_time(method):
+    """On a GPU: the blocks stay on the CPU between uses, the rest of the model on the GPU, and the mask equals the
+    in-memory one."""
+    from utils.oneshot.blocks import place_model
+
+    model, samples = tiny_llama(), token_samples()
+    twin = copy.deepcopy(model)
+    results = {}
+    for name, net, offload in (("in-memory", model, False), ("offload", twin, True)):
+        blocks, _ = find_blocks(net)
+        place_model(net, [b for stack in blocks.values() for b in stack], torch.device("cuda"), offload)
+        settings = Settings(method, 0.5, Structure())
+        masks, records, kind = prune_model(net, PruneRun(blocks, samples, settings, torch.device("cuda"), offload,
+                                                         show_progress=False))
+        results[name] = masks
+        assert kind == "cuda_max_allocated" and all(r.peak_memory_mib > 0 for r in records)
+    assert all(p.device.type == "cpu" for p in twin.model.layers.parameters())
+    assert twin.model.embed_tokens.weight.device.type == "cuda"
+    for name, keep in results["in-memory"].items():
+        assert torch.equal(keep, results["offload"][name]), name
+
+
 def test_encoder_decoder_stacks_are_pruned_in_order():
     model = t5_model()
     masks = prune(model, "sparsegpt", token_samples(count=3, length=12))
