@@ -93,7 +93,8 @@ def test_help_lists_own_options_first_and_hides_refused_ones(capsys):
 
 _SCRIPTS = {"LT_ner": "run_imp", "LT_xnli": "run_imp", "LT_pretrain": "run_imp", "LT_mt5_xnli": "run_imp",
             "ner_fine_tune": "run_finetune", "xnli_fine_tune": "run_finetune", "pretrain_trans": "run_finetune",
-            "mt5_xnli_fine_tune": "run_finetune", "LT_pawsx": "run_imp", "pawsx_fine_tune": "run_finetune"}
+            "mt5_xnli_fine_tune": "run_finetune", "LT_pawsx": "run_imp", "pawsx_fine_tune": "run_finetune",
+            "prune_oneshot": "run_oneshot"}
 
 
 def _script_for(config: Path) -> str:

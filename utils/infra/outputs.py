@@ -25,6 +25,7 @@ from utils.infra.results_schema import read_results
 IMP_RESULTS = "imp_results.json"
 FINETUNE_RESULTS = "finetune_results.json"
 STUDY_RUN_RECORD = "study_run.json"  # what study.py writes into each run folder it launches (utils/study/state.py)
+ONESHOT_RESULTS = "oneshot_results.json"
 DISCARD_FLAG = "--discard_unfinished_run"
 CLEAR_ANALYSIS_FLAG = "--clear_output_dir"
 
@@ -40,6 +41,10 @@ class RunPaths:
     @property
     def finetune_results(self) -> Path:
         return self.root / FINETUNE_RESULTS
+
+    @property
+    def oneshot_results(self) -> Path:
+        return self.root / ONESHOT_RESULTS
 
     @property
     def masks_dir(self) -> Path:
@@ -78,12 +83,13 @@ class RunPaths:
     @property
     def run_markers(self) -> list[Path]:
         """Files whose presence makes a folder a run's folder: its results, its rewind snapshot, a study's record."""
-        return [self.imp_results, self.finetune_results, self.rewind_weights, self.root / STUDY_RUN_RECORD]
+        return [self.imp_results, self.finetune_results, self.oneshot_results, self.rewind_weights,
+                self.root / STUDY_RUN_RECORD]
 
     def result_entries(self) -> list[Path]:
         """Files and folders this project writes into an output directory."""
-        candidates = [self.imp_results, self.finetune_results, self.masks_dir, *self.resume_files(), self.model_dir,
-                      self.tracking_dir]
+        candidates = [self.imp_results, self.finetune_results, self.oneshot_results, self.masks_dir,
+                      *self.resume_files(), self.model_dir, self.tracking_dir]
         return [p for p in candidates if p.exists()]
 
     def remove_stale_temp_files(self) -> list[Path]:
@@ -122,7 +128,7 @@ class OutputPlan:
 
 def plan_run(paths: RunPaths, kind: str, fingerprint: dict[str, Any], *, resume: bool = False,
              discard: bool = False, inputs: Iterable[Path] = ()) -> OutputPlan:
-    """Decide, before anything is loaded, whether an `kind` ('imp' or 'finetune') run may use paths.root."""
+    """Decide, before anything is loaded, whether an `kind` ('imp', 'finetune' or 'oneshot') run may use paths.root."""
     check_output_location(paths)
     enclosing = enclosing_run(paths.root)
     if enclosing is not None:  # e.g. the IMP run's masks/: its --discard_unfinished_run would delete this run
@@ -130,6 +136,7 @@ def plan_run(paths: RunPaths, kind: str, fingerprint: dict[str, Any], *, resume:
                         f"{enclosing.name}): choose a folder outside it")
     inputs = list(inputs)
     for results_file, run_kind, name in ((paths.finetune_results, "finetune", "fine-tuning"),
+                                         (paths.oneshot_results, "oneshot", "one-shot pruning"),
                                          (paths.imp_results, "imp", "IMP")):
         if not results_file.exists():
             continue
@@ -232,7 +239,7 @@ def check_output_location(paths: RunPaths) -> None:
     for folder in (paths.masks_dir, paths.model_dir):
         if folder.exists() and not folder.is_dir():
             raise UserError(f"{folder} is a file where this run writes a folder: move it away")
-    for file in (paths.imp_results, paths.finetune_results, paths.rewind_weights):
+    for file in (paths.imp_results, paths.finetune_results, paths.oneshot_results, paths.rewind_weights):
         if file.is_dir():
             raise UserError(f"{file} is a folder where this run writes a file: move it away")
 

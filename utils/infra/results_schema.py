@@ -1,4 +1,4 @@
-"""The results files a run writes, imp_results.json and finetune_results.json: one typed schema that the writers
+"""The results files a run writes, imp_results.json, finetune_results.json and oneshot_results.json: one typed schema that the writers
 (utils/core/imp.py, utils/core/finetune.py) and every reader (output-folder checks, summaries, studies) share.
 
 Schema version 2 names each thing one way in both files: `metric` is the NAME of the headline metric (top level),
@@ -91,11 +91,49 @@ class FinetuneResults:
     schema_version: int = SCHEMA_VERSION
 
 
+@dataclass(kw_only=True)
+class OneshotBlock:
+    """One block of a one-shot pruning run: its matrices' sparsity, its time, and the peak memory while it ran."""
+
+    block: str
+    sparsity: float
+    seconds: float
+    peak_memory_mib: Optional[float] = None
+
+
+@dataclass(kw_only=True)
+class OneshotResults:
+    """oneshot_results.json (prune_oneshot.py): written once, when the mask (and weights) are written."""
+
+    script: str = "prune_oneshot.py"
+    model: str
+    method: str
+    structure: str = "unstructured"
+    sparsity: float
+    languages: list[str]  # the calibration languages
+    seed: Any = None
+    calibration: dict[str, Any] = field(default_factory=dict)  # source, samples, seq_len, tokens_sha256
+    perplexity_before: dict[str, float] = field(default_factory=dict)  # eval language -> dense perplexity
+    perplexity_after: dict[str, float] = field(default_factory=dict)  # eval language -> pruned perplexity
+    blocks: list[OneshotBlock] = field(default_factory=list)
+    memory_kind: str = ""  # what peak_memory_mib measures: 'cuda_max_allocated' or 'process_max_rss'
+    device: str = ""
+    offload: bool = False
+    seconds: float = 0.0
+    mask: str = ""  # relative to the run folder
+    weights: Optional[str] = None  # --save_weights: the pruned (SparseGPT: also updated) model's folder
+    config: dict[str, Any]
+    fingerprint: Optional[dict[str, Any]] = None
+    complete: bool = True
+    schema_version: int = SCHEMA_VERSION
+
+
 _REQUIRED = {ImpResults: ("task", "languages", "metric", "rounds", "config"),
-             FinetuneResults: ("task", "languages", "metric", "eval", "config")}
+             FinetuneResults: ("task", "languages", "metric", "eval", "config"),
+             OneshotResults: ("model", "method", "sparsity", "languages", "config")}
 
 
-def to_dict(results: ImpResults | FinetuneResults) -> dict[str, Any]:
+def to_dict(results: ImpResults | FinetuneResults | OneshotResults) -> dict[str, Any]:
     """The JSON object written to disk (a round's unset optional entries are left out)."""
     data = dataclasses.asdict(results)
     if isinstance(results, ImpResults):
@@ -105,7 +143,7 @@ def to_dict(results: ImpResults | FinetuneResults) -> dict[str, Any]:
     return data
 
 
-def write_results(path: str | Path, results: ImpResults | FinetuneResults) -> None:
+def write_results(path: str | Path, results: ImpResults | FinetuneResults | OneshotResults) -> None:
     write_json(path, to_dict(results))
 
 
@@ -153,6 +191,19 @@ def read_imp_results(path: str | Path) -> ImpResults:
 
 def read_finetune_results(path: str | Path) -> FinetuneResults:
     return finetune_results_from(read_results(path), path)
+
+
+def read_oneshot_results(path: str | Path) -> OneshotResults:
+    return oneshot_results_from(read_results(path), path)
+
+
+def oneshot_results_from(data: dict[str, Any], path: str | Path = "results") -> OneshotResults:
+    """A one-shot results dict as typed results (its blocks typed too)."""
+    results = _build(OneshotResults, data, path)
+    if not isinstance(results.blocks, list) or not all(isinstance(b, dict) and "block" in b for b in results.blocks):
+        raise UserError(f"{path}: 'blocks' is not a list of block entries")
+    results.blocks = [_build(OneshotBlock, entry, path) for entry in results.blocks]
+    return results
 
 
 def finetune_results_from(data: dict[str, Any], path: str | Path = "results") -> FinetuneResults:

@@ -75,6 +75,11 @@ FIELD_RULES: dict[str, Rule] = {
     "target_sparsity": fraction(low_open=False),
     "rewind_step": whole(0),
     "sparsity": (lambda v: _number(v) and 0 <= v < 100, "a fraction in [0, 1) or a percentage in [0, 100)"),
+    # one-shot pruning
+    "calibration_samples": whole(1),
+    "calibration_seq_len": whole(2),
+    "sparsegpt_block_size": whole(1),
+    "sparsegpt_damping": at_least(0),
     # analysis tools
     "k": whole(1),
     "batch_size": whole(1),
