@@ -318,3 +318,19 @@ def test_real_model_perplexity_on_heldout_english_is_far_below_uniform():
             tokens += ids.shape[1] - 1
     perplexity = math.exp(nll / tokens)
     assert perplexity < model.config.vocab_size / 1000, perplexity  # uniform: 262,144
+
+
+@pytest.mark.real
+@real_model
+@real_text
+def test_real_model_retrieves_french_translations_far_above_chance(tmp_path):
+    """sentence_retrieval.py itself on the decoder (AutoModel: the base model without the LM head)."""
+    import sentence_retrieval
+
+    pairs = 100
+    result = sentence_retrieval.main([
+        "--model_name_or_path", str(REAL_MODEL), "--tsv", str(REAL_TEXT / "en-fr.heldout.tsv"),
+        "--max_sentences", str(pairs), "--output_dir", str(tmp_path / "retrieval"), "--no_plots",
+        "--batch_size", "16"])
+    assert result["pairs"] == pairs and len(result["layers"]) == 19  # embeddings + 18 blocks
+    assert result["best_accuracy"] >= 0.5, result["layers"]  # chance: 1/100
