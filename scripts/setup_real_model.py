@@ -17,6 +17,7 @@ licence: read them before redistributing the weights or anything derived from th
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -122,10 +123,11 @@ def main(argv: Iterable[str] | None = None) -> dict | None:
     if is_set_up(args.output_dir):
         print(f"{args.output_dir} is already set up (every file matches {MANIFEST}'s sha256): nothing to do")
         return None
-    for stale in (args.output_dir.with_name(args.output_dir.name + suffix) for suffix in (".converting",
-                                                                                             ".converting.tmp")):
-        if stale.exists():
-            raise UserError(f"{stale} is left from an interrupted set-up: remove it and run again")
+    for suffix in (".converting", ".converting.tmp"):  # this script's own staging folders, left by an interruption
+        stale = args.output_dir.with_name(args.output_dir.name + suffix)
+        if stale.is_dir():
+            shutil.rmtree(stale)
+            print(f"removed {stale}, left unfinished by an interrupted set-up")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
