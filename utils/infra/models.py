@@ -125,6 +125,7 @@ def plain_model(model, auto_class):
         raise UserError(f"the dequantized weights do not fit {type(plain).__name__}: "
                         f"missing {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]}")
     plain.tie_weights()
+    plain.generation_config = model.generation_config  # a GGUF's sampling defaults (Gemma's), kept
     return plain
 
 
