@@ -3,7 +3,7 @@
 
     python benchmarks/run_benchmarks.py                      # CPU-sized (hidden 256, 4 layers): a few minutes
     python benchmarks/run_benchmarks.py --full               # the real mBERT shape for every section
-    python benchmarks/run_benchmarks.py --tiny               # seconds; what tests/test_benchmarks_smoke.py runs
+    python benchmarks/run_benchmarks.py --tiny               # seconds; what tests/benchmarks/test_benchmarks_smoke.py runs
     python benchmarks/run_benchmarks.py --sections step,masks --json out.json --markdown out.md
 
 Sections (each prints a table):

@@ -26,7 +26,7 @@ from utils.study.paths import check_component
 from utils.study.plan import Run, Study, load_study
 from utils.study.state import CONFIG, RECORD, Decision, decide, restart_globs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

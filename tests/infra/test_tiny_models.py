@@ -22,7 +22,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_tiny_models.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_tiny_models.py"
 LABEL_WORDS = ["entailment", "neutral", "contradiction"]
 PROMPT = "xnli premise: A man sleeps. hypothesis: A person rests."
 

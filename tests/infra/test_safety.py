@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.test_reliability import imp_argv
+from tests.infra.test_reliability import imp_argv
 from utils.infra import io as uio
 
 # The seed README's flags ride along: re-running the same command (with --overwrite_output_dir) must resume.
@@ -40,7 +40,7 @@ def reference(tiny_models, tmp_path_factory):
     old = os.umask(0o022)
     try:
         cwd = os.getcwd()
-        os.chdir(Path(__file__).resolve().parents[1])
+        os.chdir(Path(__file__).resolve().parents[2])
         writes: list[str] = []
         original = uio.atomic_write
 

@@ -10,7 +10,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 
 from tests.conftest import REPO
 from utils.core.masks import Mask
-from utils.infra.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
+from utils.infra.args import IMPArguments
 from utils.infra.errors import UserError
 from utils.tasks.pawsx import LABELS, PAWSX, PawsxDataArguments
 from utils.tasks.registry import task_spec
@@ -136,19 +136,6 @@ def test_hub_format_through_a_stand_in_for_load_dataset(monkeypatch, run_script,
     assert calls == [("google-research-datasets/paws-x", "es", "train"),
                      ("google-research-datasets/paws-x", "es", "validation")]
     assert results["eval"] == local["eval"] and results["train_loss"] == local["train_loss"]  # the same examples
-
-
-@pytest.mark.parametrize("config, argument_types", [
-    ("configs/LT_pawsx_args.json", IMPArguments), ("configs/offline/LT_pawsx.json", IMPArguments),
-    ("configs/pawsx_fine_tune_fr.json", MaskArguments), ("configs/offline/pawsx_fine_tune.json", MaskArguments),
-])
-def test_configs_parse(config, argument_types):
-    _, data, third, training = parse_args(
-        (ModelArguments, PawsxDataArguments, argument_types, ExperimentTrainingArguments), [str(REPO / config)])
-    assert training.do_train and training.do_eval and data.data_language in ("fr", "es")
-    if argument_types is IMPArguments and training.max_steps > 0:  # offline: rounds x save_steps
-        rounds = round(third.target_sparsity / third.prune_rate) + 1
-        assert training.max_steps == rounds * training.save_steps
 
 
 def test_the_task_is_registered():

@@ -12,7 +12,7 @@ import torch
 from utils.core.masks import Mask
 from utils.core.pruning import prunable_weights, random_prune
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _tsv(tmp_path: Path, count: int, same: bool = False) -> Path:

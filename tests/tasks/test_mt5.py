@@ -27,7 +27,7 @@ from utils.tasks.mt5_xnli import (
 )
 from utils.core.pruning import prunable_weights
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAIRS = [  # (premise, hypothesis, label): enough variety for a few training steps
     ("A man sleeps in the park.", "A person rests.", 0),
     ("A woman reads a book.", "The woman reads a novel by Tolstoy.", 1),
@@ -118,21 +118,6 @@ def test_seed_readme_command_parses_verbatim_with_per_stack_default():
     assert (data.max_seq_length, data.max_source_length, data.max_target_length) == (256, 128, 16)
     assert data.eval_target_length == 5 and data.num_beams == 1 and data.pad_to_max_length
     assert mask.prune_scope == "per_stack" and mask.weight_init == "pre" and training.learning_rate == 2e-4
-
-
-@pytest.mark.parametrize("config, imp", [("configs/LT_mt5_xnli_args.json", True),
-                                         ("configs/mt5_xnli_fine_tune_fr.json", False),
-                                         ("configs/offline/LT_mt5_xnli.json", True),
-                                         ("configs/offline/mt5_xnli_fine_tune.json", False)])
-def test_configs_parse(config, imp):
-    middle = Mt5IMPArguments if imp else Mt5MaskArguments
-    _, data, extra, _ = parse_args((ModelArguments, Mt5XnliDataArguments, middle, ExperimentTrainingArguments),
-                                   [str(REPO / config)])
-    assert extra.prune_scope == "per_stack" and data.eval_target_length == 5
-    assert not imp or extra.rewind_scope == "all"
-
-
-# -- formatting and scoring ----------------------------------------------------------------------------------------
 
 
 def test_encode_pairs_formats_source_and_masks_target_padding(tiny_models):

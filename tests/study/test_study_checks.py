@@ -13,7 +13,7 @@ import pytest
 from utils.infra.results_schema import ImpResults, ImpRound, write_results
 from utils.study.plan import load_study
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NER = {"imp_config": "configs/offline/LT_ner_en.json", "finetune_config": "configs/offline/ner_fine_tune_fr.json",
        "languages": ["en", "fr"]}
 

@@ -16,7 +16,7 @@ from utils.infra.errors import UserError
 from utils.study.plan import load_study
 from utils.study.runner import command_line
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STUDIES = REPO / "configs" / "studies"
 
 
