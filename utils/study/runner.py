@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
 from .execute import Outcome, execute, make_executor
-from .report import text_table
+from utils.analysis.writers import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
 from .state import Decision, decide
 
