@@ -158,3 +158,44 @@ def test_summarize_results_script_end_to_end(tmp_path, run_script, capsys):
     with pytest.raises(SystemExit):
         run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(out), "--epsilon", "-1")
     assert "--epsilon must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+
+
+def test_summary_killed_before_its_figures_is_not_complete(tmp_path, run_script, monkeypatch):
+    """results_summary.json (what a study checks) comes after every CSV and figure: a run that dies while plotting
+    the last figure leaves no summary that looks complete without zero_shot_ner.png."""
+    from utils.analysis import plots
+
+    runs = tmp_path / "runs"
+    write_imp(runs, "ner", ["en"], 1, [0.8, 0.8, 0.75])
+    write_finetune(runs, "ner", "en", 0.8, source=("ner", "en"), extra_eval={"fr": 0.3})
+    out = tmp_path / "out"
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed while plotting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plots, "heatmap", killed)  # zero_shot_<task>.png, the last figure
+        with pytest.raises(RuntimeError, match="killed while plotting"):
+            run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(out))
+    assert (out / "imp_curves_ner.png").is_file() and (out / "zero_shot.csv").is_file()
+    assert not (out / "results_summary.json").exists()
+    run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(out))
+    assert (out / "results_summary.json").is_file() and (out / "zero_shot_ner.png").is_file()
+
+
+def test_summary_json_reads_back_typed(tmp_path, run_script):
+    """results_summary.json keeps its field names (files of earlier versions read) and reads back as the Summary
+    that wrote it, including the dense reference's 'from' key."""
+    from utils.analysis.summary_writers import read_summary
+
+    runs = tmp_path / "runs"
+    write_imp(runs, "ner", ["en"], 1, [0.85, 0.86])  # one seed: epsilon 0, the ticket must not drop
+    write_finetune(runs, "ner", "en", 0.8, source=("ner", "en"))
+    write_finetune(runs, "ner", "en", 0.9, pruning_type="none")
+    summary = run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(tmp_path / "out"),
+                         "--no_plots")
+    saved = json.loads((tmp_path / "out" / "results_summary.json").read_text())
+    assert list(saved) == ["inputs", "epsilon", "imp", "transfer", "zero_shot", "notes"]
+    assert saved["transfer"][0]["dense"] == {"ner/en": {"value": 0.9, "from": "fine-tune without a mask"}}
+    assert saved["imp"][0]["winning_ticket"] == {"sparsity": 0.1, "metric": 0.86}
+    assert read_summary(tmp_path / "out" / "results_summary.json") == summary

@@ -174,3 +174,28 @@ def test_mask_similarity_script_end_to_end(tmp_path, tiny_models, run_script, ca
     with pytest.raises(SystemExit):
         run_script("mask_similarity.py", "--masks", *paths, "--labels", "a", "--output_dir", str(out))
     assert "1 labels for 3 masks" in capsys.readouterr().err
+
+
+def test_similarity_killed_before_its_figures_is_not_complete(tmp_path, bert_tagger, run_script, monkeypatch):
+    """mask_similarity.json (what a study checks) is written after every CSV and figure, and reads back typed."""
+    from utils.analysis import plots
+    from utils.analysis.similarity_writers import read_similarity
+
+    weights = prunable_weights(bert_tagger)
+    paths = []
+    for seed in (1, 2):
+        paths.append(str(tmp_path / f"m{seed}.pt"))
+        random_prune(weights, 0.5, seed).save(paths[-1], {"task": "ner", "languages": ["en"], "seed": seed})
+    out = tmp_path / "out"
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed while plotting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plots, "per_layer_lines", killed)  # jaccard_per_layer.png, the last figure
+        with pytest.raises(RuntimeError, match="killed while plotting"):
+            run_script("mask_similarity.py", "--masks", *paths, "--output_dir", str(out))
+    assert (out / "jaccard_heatmap.png").is_file() and (out / "mask_similarity_pairs.csv").is_file()
+    assert not (out / "mask_similarity.json").exists()
+    found = run_script("mask_similarity.py", "--masks", *paths, "--output_dir", str(out))
+    assert read_similarity(out / "mask_similarity.json") == found.result
