@@ -199,3 +199,13 @@ def test_summary_json_reads_back_typed(tmp_path, run_script):
     assert saved["transfer"][0]["dense"] == {"ner/en": {"value": 0.9, "from": "fine-tune without a mask"}}
     assert saved["imp"][0]["winning_ticket"] == {"sparsity": 0.1, "metric": 0.86}
     assert read_summary(tmp_path / "out" / "results_summary.json") == summary
+
+
+def test_one_formatter_and_writer_for_every_analysis():
+    from utils.analysis.writers import csv_text, format_number, format_percent, text_table
+
+    assert (format_number(2 / 3), format_number(2 / 3, 4), format_number(None)) == ("0.667", "0.6667", "-")
+    assert (format_percent(0.5), format_percent(0.1234), format_percent(0.0)) == ("50%", "12.3%", "0%")
+    assert csv_text(("a", "b", "c"), [[1 / 3, None, "x,y"]]) == 'a,b,c\n0.333333,,"x,y"\n'
+    assert text_table(["mask", "f1"], [["ner/en", "0.8000"], ["dense", "-"]]) == (
+        "mask        f1\nner/en  0.8000\ndense        -")

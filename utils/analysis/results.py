@@ -7,6 +7,8 @@ by folder names, so runs can be laid out and renamed freely.
 Winning ticket (the paper's criterion): the highest sparsity whose metric a' is within epsilon of the dense
 model's a: a - a' <= eps when greater is better, a' - a <= eps when lower is better (perplexity). Epsilon is one
 (sample) standard deviation of the dense (round 0) metric across seeds, or --epsilon.
+
+This module computes (typed rows, no files); summary_writers.py writes and prints them, tools.run_summary drives.
 """
 from __future__ import annotations
 
