@@ -40,10 +40,6 @@ def _read(path: Path, reader: Callable[[Path], T] = read_json) -> Optional[T]:
         return None
 
 
-def _metric(value: Optional[float]) -> str:
-    return format_number(value, METRIC_DIGITS)
-
-
 def _figure(source: Path, out: Path, name: str, caption: str) -> Optional[tuple[str, str]]:
     """Copy an analysis' PNG next to the report: (relative path, caption)."""
     if not source.is_file():
@@ -74,7 +70,7 @@ def tickets_section(summary: Summary, out: Path) -> dict:
                    ["task/language", "metric", "seeds", "full", "epsilon", "ticket (sparsity)",
                     *(f"random @{format_percent(s)}" for s in columns)], rows)
     points = sorted({c.sparsity for g in summary.imp for c in g.curve})
-    curve_rows = [[g.label, *(_metric(g.mean_at(s)) for s in points)] for g in summary.imp]
+    curve_rows = [[g.label, *(format_number(g.mean_at(s), METRIC_DIGITS) for s in points)] for g in summary.imp]
     curve_table = _table("imp_curves", "IMP curves (mean over seeds)",
                          "the metric after each IMP round's training, by the sparsity it trained at "
                          "(std per point: summary/imp_curves.csv).",
@@ -86,10 +82,12 @@ def tickets_section(summary: Summary, out: Path) -> dict:
 
 def _ticket_row(g: ImpSummary, randoms: list[Optional[float]]) -> list:
     ticket = g.winning_ticket
-    full = _metric(g.dense_mean) + (f" ± {_metric(g.dense_std)}" if g.dense_std is not None else "")
-    return [g.label, g.metric, len(g.runs), full, _metric(g.epsilon),
-            f"{_metric(ticket.metric)} ({format_percent(ticket.sparsity)})" if ticket else "-",
-            *(_metric(value) for value in randoms)]
+    full = format_number(g.dense_mean, METRIC_DIGITS)
+    if g.dense_std is not None:
+        full += f" ± {format_number(g.dense_std, METRIC_DIGITS)}"
+    return [g.label, g.metric, len(g.runs), full, format_number(g.epsilon, METRIC_DIGITS),
+            f"{format_number(ticket.metric, METRIC_DIGITS)} ({format_percent(ticket.sparsity)})" if ticket else "-",
+            *(format_number(value, METRIC_DIGITS) for value in randoms)]
 
 
 def transfer_section(summary: Summary, out: Path) -> dict:
@@ -182,7 +180,7 @@ def similarity_section(study: Study, out: Path) -> dict:
 def zero_shot_section(summary: Summary, out: Path) -> dict:
     tables = []
     for z in summary.zero_shot:
-        rows = [[r.label, *(_metric(r.values.get(lang)) for lang in z.languages)] for r in z.rows]
+        rows = [[r.label, *(format_number(r.values.get(lang), METRIC_DIGITS) for lang in z.languages)] for r in z.rows]
         tables.append(_table(f"zero_shot_{z.task}", f"Zero-shot evaluation: {z.task} {z.metric}",
                              "row = mask -> the language it was fine-tuned on @ sparsity; columns = every evaluation "
                              "language (the training language included).",
