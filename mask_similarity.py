@@ -11,14 +11,13 @@ and the share of each mask's kept weights that no other mask keeps (language_spe
 """
 from utils.infra.args import parse_args
 from utils.infra.errors import exit_on_user_error
-from utils.analysis.similarity import SimilarityArguments, print_similarity_summary
+from utils.analysis.tools import MaskSimilarity, SimilarityArguments, run_mask_similarity
 
 
 @exit_on_user_error
-def main(argv=None) -> dict:
+def main(argv=None) -> MaskSimilarity:
     (args,) = parse_args((SimilarityArguments,), argv)
-    return print_similarity_summary(args.masks, args.labels, args.output_dir, plots=not args.no_plots, args=args,
-                                    clear_output_dir=args.clear_output_dir)
+    return run_mask_similarity(args)
 
 
 if __name__ == "__main__":

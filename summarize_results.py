@@ -8,14 +8,14 @@ zero_shot.csv and PNG figures (imp_curves_<task>.png, transfer_<task>_<sparsity>
 """
 from utils.infra.args import parse_args
 from utils.infra.errors import exit_on_user_error
-from utils.analysis.results import SummaryArguments, run_summary
+from utils.analysis.results import Summary
+from utils.analysis.tools import SummaryArguments, run_summary
 
 
 @exit_on_user_error
-def main(argv=None) -> dict:
+def main(argv=None) -> Summary:
     (args,) = parse_args((SummaryArguments,), argv)
-    return run_summary(args.runs, args.output_dir, args.epsilon, plots=not args.no_plots,
-                       clear_output_dir=args.clear_output_dir)
+    return run_summary(args)
 
 
 if __name__ == "__main__":

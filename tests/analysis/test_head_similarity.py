@@ -13,6 +13,7 @@ from utils.analysis.head_similarity import head_analysis, resolve_num_heads, uni
 from utils.core.masks import Mask, layer_of
 from utils.core.pruning import prunable_weights, random_prune
 from utils.analysis.similarity import pack_mask
+from utils.analysis.writers import to_json
 
 Q0 = "bert.encoder.layer.0.attention.self.query.weight"
 
@@ -41,13 +42,13 @@ def test_jaccard_per_head_has_known_values(bert_tagger):
     tensors["bert.encoder.layer.0.attention.output.dense.weight"][:, :8] = False
     b = Mask(tensors)
     result = head_analysis([pack_mask(full, "a"), pack_mask(b, "b")], heads=2)
-    assert result["blocks"] == ["encoder.0", "encoder.1", "encoder.2"]
-    assert result["units"] == ["head 0", "head 1", "FFN"]
-    cells = result["pairs"][0]["cells"]
-    assert cells["encoder.0"]["head 0"]["jaccard"] == 0.25 and cells["encoder.0"]["head 0"]["weights"] == 512
-    assert cells["encoder.0"]["head 1"]["jaccard"] == 1.0 and cells["encoder.0"]["FFN"]["jaccard"] == 1.0
-    assert cells["encoder.0"]["FFN"]["weights"] == 2 * 16 * 32
-    assert all(cells[block][u]["jaccard"] == 1.0 for block in ("encoder.1", "encoder.2") for u in cells[block])
+    assert result.blocks == ["encoder.0", "encoder.1", "encoder.2"]
+    assert result.units == ["head 0", "head 1", "FFN"]
+    cells = result.pairs[0].cells
+    assert cells["encoder.0"]["head 0"].jaccard == 0.25 and cells["encoder.0"]["head 0"].weights == 512
+    assert cells["encoder.0"]["head 1"].jaccard == 1.0 and cells["encoder.0"]["FFN"].jaccard == 1.0
+    assert cells["encoder.0"]["FFN"].weights == 2 * 16 * 32
+    assert all(cells[block][u].jaccard == 1.0 for block in ("encoder.1", "encoder.2") for u in cells[block])
     with pytest.raises(UserError, match="cannot be split into 3 heads"):
         head_analysis([pack_mask(full, "a"), pack_mask(b, "b")], heads=3)
 
@@ -55,20 +56,20 @@ def test_jaccard_per_head_has_known_values(bert_tagger):
 def test_language_specific_shares_match_a_direct_count(bert_tagger):
     weights = prunable_weights(bert_tagger)
     masks = [random_prune(weights, s, seed) for s, seed in ((0.5, 1), (0.3, 2), (0.7, 3))]
-    result = head_analysis([pack_mask(m, str(i)) for i, m in enumerate(masks)], heads=2)["language_specific"]
+    result = head_analysis([pack_mask(m, str(i)) for i, m in enumerate(masks)], heads=2).language_specific
     for i, mask in enumerate(masks):
         others = [m for j, m in enumerate(masks) if j != i]
         for layer in ("encoder.0", "encoder.1", "encoder.2"):
             names = [n for n in mask if layer_of(n) == layer]
             only = sum(int((mask[n] & ~others[0][n] & ~others[1][n]).sum()) for n in names)
             kept = sum(int(mask[n].sum()) for n in names)
-            cell = result["per_layer"][str(i)][layer]
-            assert (cell["specific"], cell["kept"]) == (only, kept) and cell["share"] == only / kept
-        overall = result["overall"][str(i)]
+            cell = result.per_layer[str(i)][layer]
+            assert (cell.specific, cell.kept) == (only, kept) and cell.share == only / kept
+        overall = result.overall[str(i)]
         expected = others[0].sparsity * others[1].sparsity  # the product of the others' (1 - density)
-        assert overall["random_baseline"] == pytest.approx(expected, abs=1e-3)
-        assert overall["share"] == pytest.approx(expected, abs=0.03)  # independent random masks: at the baseline
-    assert set(result["per_matrix_type"]["0"]) == {"query", "key", "value", "attention_output", "intermediate",
+        assert overall.random_baseline == pytest.approx(expected, abs=1e-3)
+        assert overall.share == pytest.approx(expected, abs=0.03)  # independent random masks: at the baseline
+    assert set(result.per_matrix_type["0"]) == {"query", "key", "value", "attention_output", "intermediate",
                                                    "output"}
 
 
@@ -76,12 +77,12 @@ def test_mt5_blocks_include_cross_attention(tiny_t5):
     weights = prunable_weights(tiny_t5)
     masks = [pack_mask(random_prune(weights, 0.5, seed), str(seed)) for seed in (1, 2)]
     result = head_analysis(masks, heads=2)
-    assert result["blocks"] == ["encoder.0", "encoder.1", "decoder.0", "decoder.0 cross", "decoder.1",
-                                "decoder.1 cross", "decoder.2", "decoder.2 cross"]
-    cells = result["pairs"][0]["cells"]
+    assert result.blocks == ["encoder.0", "encoder.1", "decoder.0", "decoder.0 cross", "decoder.1",
+                             "decoder.1 cross", "decoder.2", "decoder.2 cross"]
+    cells = result.pairs[0].cells
     assert "FFN" in cells["decoder.1"] and "FFN" not in cells["decoder.1 cross"]
-    assert cells["decoder.1 cross"]["head 1"]["weights"] == 4 * 8 * 16  # d_kv 8, d_model 16
-    assert cells["encoder.0"]["head 0"]["jaccard"] == pytest.approx(1 / 3, abs=0.1)
+    assert cells["decoder.1 cross"]["head 1"].weights == 4 * 8 * 16  # d_kv 8, d_model 16
+    assert cells["encoder.0"]["head 0"].jaccard == pytest.approx(1 / 3, abs=0.1)
 
 
 def test_by_head_end_to_end(tmp_path, tiny_models, run_script, capsys):
@@ -98,15 +99,15 @@ def test_by_head_end_to_end(tmp_path, tiny_models, run_script, capsys):
         random_prune(weights, 0.5, seed).save(paths[-1], {"task": "ner", "languages": [lang], "model": model_name})
     out = tmp_path / "out"
     result = run_script("mask_similarity.py", "--masks", *paths, "--output_dir", str(out), "--by", "head")
-    heads = result["by_head"]
-    assert heads["num_heads"] == 2 and heads["heads_from"] == f"the config of {model_name}"
+    heads = result.by_head
+    assert heads.num_heads == 2 and heads.heads_from == f"the config of {model_name}"
     printed = capsys.readouterr().out
     assert "per attention head (2 a block" in printed and "language-specific weights" in printed
     saved = json.loads((out / "head_similarity.json").read_text())
-    assert saved["pairs"] == heads["pairs"]
+    assert saved["pairs"] == to_json(heads.pairs)
     rows = list(csv.DictReader((out / "head_jaccard.csv").open()))
     assert len(rows) == 2 * 3 and rows[0]["block"] == "encoder.0" and rows[0]["unit"] == "head 0"
-    assert float(rows[0]["jaccard"]) == pytest.approx(heads["pairs"][0]["cells"]["encoder.0"]["head 0"]["jaccard"],
+    assert float(rows[0]["jaccard"]) == pytest.approx(heads.pairs[0].cells["encoder.0"]["head 0"].jaccard,
                                                   rel=1e-5)  # 6 digits in the CSV
     specific = list(csv.DictReader((out / "language_specific.csv").open()))
     assert {r["scope"] for r in specific} == {"overall", "layer", "matrix_type"}
@@ -120,6 +121,6 @@ def test_by_head_end_to_end(tmp_path, tiny_models, run_script, capsys):
         run_script("mask_similarity.py", "--masks", *bare, "--output_dir", str(out), "--by", "head")
     assert "pass --num_heads or --model_name_or_path" in capsys.readouterr().err
     assert run_script("mask_similarity.py", "--masks", *bare, "--output_dir", str(out), "--by", "head",
-                      "--num_heads", "1", "--no_plots")["by_head"]["units"] == ["head 0", "FFN"]
+                      "--num_heads", "1", "--no_plots").by_head.units == ["head 0", "FFN"]
     with pytest.raises(UserError, match="--num_heads must be >= 1"):
         resolve_num_heads([], 0, None)

@@ -187,3 +187,30 @@ def test_prune_scope_defaults_to_the_sources():
     assert prune_scope_of([{"prune_scope": "per_stack"}], "global") == "global"
     with pytest.raises(UserError, match="different scopes"):
         prune_scope_of([{"prune_scope": "per_stack"}, {"prune_scope": "global"}], None)
+
+
+def test_output_mask_is_written_after_its_metadata(tmp_path, run_script, monkeypatch):
+    """mask.pt is what a study checks for a mask_ops run: written last, so a run killed while writing the metadata
+    leaves no mask that looks complete; a finished run's metadata holds the .pt's checksum."""
+    import hashlib
+
+    from utils.core import masks
+
+    paths = []
+    for name, rows in (("a", ("1100", "0110", "1010")), ("b", ("1110", "0100", "1011"))):
+        paths.append(str(tmp_path / f"{name}.pt"))
+        _mask(*rows).save(paths[-1], {"task": "ner", "languages": [name]})
+    out = tmp_path / "mask.pt"
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed while writing the metadata")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(masks, "write_json", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            run_script("mask_ops.py", "--operation", "union", "--masks", *paths, "--output", str(out))
+    assert not out.exists()
+    run_script("mask_ops.py", "--operation", "union", "--masks", *paths, "--output", str(out))
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert _bits(Mask.load(out)) == ["1110", "0110", "1011"]

@@ -119,3 +119,23 @@ def test_bad_inputs_stop_with_one_line(tmp_path, tiny_models, run_script, capsys
     with pytest.raises(SystemExit):
         run_script("representation_similarity.py", *common, "--tsv", str(tsv), "--compare", "dense_vs_ticket")
     assert "needs --src_mask or --tgt_mask" in capsys.readouterr().err
+
+
+def test_killed_before_its_figure_is_not_complete(tmp_path, tiny_models, run_script, monkeypatch):
+    """representations_<name>.json (the completion file) is written after the CSV and the figure."""
+    from utils.analysis import plots
+
+    out = tmp_path / "out"
+    args = ("--model_name_or_path", str(tiny_models / "mbert-tiny"), "--tsv", str(_tsv(tmp_path, 40)),
+            "--src_lang", "en", "--tgt_lang", "fr", "--cca_dims", "8", "--output_dir", str(out))
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed while plotting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plots, "per_layer_lines", killed)
+        with pytest.raises(RuntimeError, match="killed while plotting"):
+            run_script("representation_similarity.py", *args)
+    assert (out / "representations_en-fr.csv").is_file() and not (out / "representations_en-fr.json").exists()
+    run_script("representation_similarity.py", *args)
+    assert (out / "representations_en-fr.json").is_file() and (out / "representations_en-fr.png").is_file()

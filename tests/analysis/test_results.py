@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from utils.infra.errors import UserError
-from utils.analysis.results import summarize, winning_ticket, within_epsilon
+from utils.analysis.results import Ticket, summarize, winning_ticket, within_epsilon
 
 
 def write_imp(root: Path, task: str, langs: list[str], seed: int, metrics: list[float | None], *, metric: str = "f1",
@@ -61,11 +61,11 @@ def test_within_epsilon_both_directions():
 
 def test_winning_ticket_is_the_highest_sparsity_within_epsilon():
     up = [(0.0, 0.80), (0.1, 0.805), (0.2, 0.795), (0.3, 0.789), (0.4, 0.792), (0.5, 0.70)]
-    assert winning_ticket(up, 0.80, 0.01, True) == {"sparsity": 0.4, "metric": 0.792}
-    assert winning_ticket(up, 0.80, 0.0, True) == {"sparsity": 0.1, "metric": 0.805}
+    assert winning_ticket(up, 0.80, 0.01, True) == Ticket(0.4, 0.792)
+    assert winning_ticket(up, 0.80, 0.0, True) == Ticket(0.1, 0.805)
     down = [(0.0, 4.0), (0.1, 3.9), (0.2, 4.1), (0.3, 4.2), (0.4, 6.0)]
-    assert winning_ticket(down, 4.0, 0.1, False) == {"sparsity": 0.2, "metric": 4.1}
-    assert winning_ticket(down, 4.0, 0.0, False) == {"sparsity": 0.1, "metric": 3.9}
+    assert winning_ticket(down, 4.0, 0.1, False) == Ticket(0.2, 4.1)
+    assert winning_ticket(down, 4.0, 0.0, False) == Ticket(0.1, 3.9)
     assert winning_ticket(down, None, 0.1, False) is None
 
 
@@ -74,19 +74,19 @@ def test_imp_summary_epsilon_from_seeds_and_mean_curve(tmp_path):
         write_imp(tmp_path, "ner", ["en"], seed, [dense, dense + 0.01, dense - 0.015, dense - 0.03, dense - 0.1])
     write_imp(tmp_path / "elsewhere", "mlm", ["en"], 5, [4.0, 3.95, 4.05, 4.3], metric="perplexity", greater=False)
     summary = summarize([tmp_path])
-    ner, mlm = (next(g for g in summary["imp"] if g["task"] == t) for t in ("ner", "mlm"))
-    assert ner["epsilon"] == pytest.approx(0.02)
-    assert [c["n"] for c in ner["curve"]] == [3] * 5
-    assert ner["curve"][1]["mean"] == pytest.approx(0.83)
-    assert ner["curve"][0]["std"] == pytest.approx(0.02)
-    assert ner["winning_ticket"]["sparsity"] == pytest.approx(0.2)  # 0.3 drops 0.03 > 0.02
-    assert all(r["winning_ticket"]["sparsity"] == pytest.approx(0.2) for r in ner["runs"])
+    ner, mlm = (next(g for g in summary.imp if g.task == t) for t in ("ner", "mlm"))
+    assert ner.epsilon == pytest.approx(0.02)
+    assert [c.n for c in ner.curve] == [3] * 5
+    assert ner.curve[1].mean == pytest.approx(0.83)
+    assert ner.curve[0].std == pytest.approx(0.02)
+    assert ner.winning_ticket.sparsity == pytest.approx(0.2)  # 0.3 drops 0.03 > 0.02
+    assert all(r.winning_ticket.sparsity == pytest.approx(0.2) for r in ner.runs)
     # one seed, no --epsilon: epsilon 0, said so; lower-is-better keeps 10% (3.95 < 4.0), not 20% (4.05)
-    assert mlm["epsilon"] == 0.0 and not mlm["greater_is_better"]
-    assert mlm["winning_ticket"]["sparsity"] == pytest.approx(0.1)
-    assert any("mlm/en: one seed only" in n for n in summary["notes"])
+    assert mlm.epsilon == 0.0 and not mlm.greater_is_better
+    assert mlm.winning_ticket.sparsity == pytest.approx(0.1)
+    assert any("mlm/en: one seed only" in n for n in summary.notes)
     relaxed = summarize([tmp_path], epsilon=0.06)
-    assert next(g for g in relaxed["imp"] if g["task"] == "mlm")["winning_ticket"]["sparsity"] == pytest.approx(0.2)
+    assert next(g for g in relaxed.imp if g.task == "mlm").winning_ticket.sparsity == pytest.approx(0.2)
 
 
 def test_transfer_matrix_relative_figures_and_zero_shot(tmp_path):
@@ -98,38 +98,37 @@ def test_transfer_matrix_relative_figures_and_zero_shot(tmp_path):
     write_finetune(tmp_path, "ner", "en", 0.60, pruning_type="random")
     write_imp(tmp_path, "ner", ["fr"], 1, [0.85, 0.84])  # the dense reference for fr when no unmasked fine-tune
     summary = summarize([tmp_path])
-    (matrix,) = summary["transfer"]
-    assert matrix["sparsity"] == 0.5 and matrix["targets"] == ["ner/en", "ner/fr", "ner/ur"]
-    assert matrix["sources"] == ["ner/en", "ner/fr", "ner/ur", "random"]
-    cell = {(c["source"], c["target"]): c for c in matrix["cells"]}
-    assert cell[("ner/fr", "ner/en")]["diff_vs_own"] == pytest.approx(-0.02)
-    assert cell[("ner/fr", "ner/en")]["rel_vs_own"] == pytest.approx(-0.025)
-    assert cell[("ner/fr", "ner/en")]["diff_vs_dense"] == pytest.approx(-0.06)
-    assert cell[("ner/en", "ner/fr")]["dense"] == pytest.approx(0.85)
-    assert matrix["dense"]["ner/fr"]["from"] == "IMP round 0"
-    drop = matrix["mean_relative_drop"]
-    assert drop["ner/en"]["mean_relative_drop"] == pytest.approx((-0.04 / 0.80 + 0.0) / 2)
-    assert drop["ner/ur"]["mean_relative_drop"] == pytest.approx(-0.08 / 0.80)
-    assert drop["random"]["mean_relative_drop"] == pytest.approx(-0.25)
-    (zero,) = summary["zero_shot"]
-    assert "de" in zero["languages"]
-    row = next(r for r in zero["rows"] if r["source"] == "ner/fr" and r["trained_on"] == "en")
-    assert row["values"]["de"] == pytest.approx(0.68)
+    (matrix,) = summary.transfer
+    assert matrix.sparsity == 0.5 and matrix.targets == ["ner/en", "ner/fr", "ner/ur"]
+    assert matrix.sources == ["ner/en", "ner/fr", "ner/ur", "random"]
+    assert matrix.cell("ner/fr", "ner/en").diff_vs_own == pytest.approx(-0.02)
+    assert matrix.cell("ner/fr", "ner/en").rel_vs_own == pytest.approx(-0.025)
+    assert matrix.cell("ner/fr", "ner/en").diff_vs_dense == pytest.approx(-0.06)
+    assert matrix.cell("ner/en", "ner/fr").dense == pytest.approx(0.85)
+    assert matrix.dense["ner/fr"].origin == "IMP round 0" and matrix.dense["ner/en"].value == pytest.approx(0.84)
+    drop = matrix.mean_relative_drop
+    assert drop["ner/en"].mean_relative_drop == pytest.approx((-0.04 / 0.80 + 0.0) / 2)
+    assert drop["ner/ur"].mean_relative_drop == pytest.approx(-0.08 / 0.80)
+    assert drop["random"].mean_relative_drop == pytest.approx(-0.25)
+    (zero,) = summary.zero_shot
+    assert "de" in zero.languages
+    row = next(r for r in zero.rows if r.source == "ner/fr" and r.trained_on == "en")
+    assert row.values["de"] == pytest.approx(0.68)
 
 
 def test_other_models_and_random_init_are_kept_apart(tmp_path):
     write_finetune(tmp_path, "ner", "en", 0.8, source=("ner", "en"))
     write_finetune(tmp_path, "ner", "en", 0.7, source=("ner", "en"), weight_init="rand")
     write_finetune(tmp_path, "ner", "en", 0.9, source=("ner", "en"), model="bert-base-multilingual-cased")
-    matrices = summarize([tmp_path])["transfer"]
-    assert [m["label"] for m in matrices] == ["ner (bert-base-multilingual-cased)", "ner (mbert-tiny)"]
-    assert matrices[1]["sources"] == ["ner/en", "ner/en (random init)"]
-    assert matrices[0]["cells"][0]["value"] == 0.9
+    matrices = summarize([tmp_path]).transfer
+    assert [m.label for m in matrices] == ["ner (bert-base-multilingual-cased)", "ner (mbert-tiny)"]
+    assert matrices[1].sources == ["ner/en", "ner/en (random init)"]
+    assert matrices[0].cells[0].value == 0.9
 
 
 def test_runs_are_found_recursively_once_and_errors_are_one_line(tmp_path):
     write_imp(tmp_path / "a" / "b", "ner", ["en"], 1, [0.8, 0.8])
-    assert len(summarize([tmp_path, tmp_path / "a"])["inputs"]["imp"]) == 1
+    assert len(summarize([tmp_path, tmp_path / "a"]).inputs.imp) == 1
     with pytest.raises(UserError, match="runs folder not found"):
         summarize([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
@@ -159,3 +158,54 @@ def test_summarize_results_script_end_to_end(tmp_path, run_script, capsys):
     with pytest.raises(SystemExit):
         run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(out), "--epsilon", "-1")
     assert "--epsilon must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+
+
+def test_summary_killed_before_its_figures_is_not_complete(tmp_path, run_script, monkeypatch):
+    """results_summary.json (what a study checks) comes after every CSV and figure: a run that dies while plotting
+    the last figure leaves no summary that looks complete without zero_shot_ner.png."""
+    from utils.analysis import plots
+
+    runs = tmp_path / "runs"
+    write_imp(runs, "ner", ["en"], 1, [0.8, 0.8, 0.75])
+    write_finetune(runs, "ner", "en", 0.8, source=("ner", "en"), extra_eval={"fr": 0.3})
+    out = tmp_path / "out"
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed while plotting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plots, "heatmap", killed)  # zero_shot_<task>.png, the last figure
+        with pytest.raises(RuntimeError, match="killed while plotting"):
+            run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(out))
+    assert (out / "imp_curves_ner.png").is_file() and (out / "zero_shot.csv").is_file()
+    assert not (out / "results_summary.json").exists()
+    run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(out))
+    assert (out / "results_summary.json").is_file() and (out / "zero_shot_ner.png").is_file()
+
+
+def test_summary_json_reads_back_typed(tmp_path, run_script):
+    """results_summary.json keeps its field names (files of earlier versions read) and reads back as the Summary
+    that wrote it, including the dense reference's 'from' key."""
+    from utils.analysis.summary_writers import read_summary
+
+    runs = tmp_path / "runs"
+    write_imp(runs, "ner", ["en"], 1, [0.85, 0.86])  # one seed: epsilon 0, the ticket must not drop
+    write_finetune(runs, "ner", "en", 0.8, source=("ner", "en"))
+    write_finetune(runs, "ner", "en", 0.9, pruning_type="none")
+    summary = run_script("summarize_results.py", "--runs", str(runs), "--output_dir", str(tmp_path / "out"),
+                         "--no_plots")
+    saved = json.loads((tmp_path / "out" / "results_summary.json").read_text())
+    assert list(saved) == ["inputs", "epsilon", "imp", "transfer", "zero_shot", "notes"]
+    assert saved["transfer"][0]["dense"] == {"ner/en": {"value": 0.9, "from": "fine-tune without a mask"}}
+    assert saved["imp"][0]["winning_ticket"] == {"sparsity": 0.1, "metric": 0.86}
+    assert read_summary(tmp_path / "out" / "results_summary.json") == summary
+
+
+def test_one_formatter_and_writer_for_every_analysis():
+    from utils.analysis.writers import csv_text, format_number, format_percent, text_table
+
+    assert (format_number(2 / 3), format_number(2 / 3, 4), format_number(None)) == ("0.667", "0.6667", "-")
+    assert (format_percent(0.5), format_percent(0.1234), format_percent(0.0)) == ("50%", "12.3%", "0%")
+    assert csv_text(("a", "b", "c"), [[1 / 3, None, "x,y"]]) == 'a,b,c\n0.333333,,"x,y"\n'
+    assert text_table(["mask", "f1"], [["ner/en", "0.8000"], ["dense", "-"]]) == (
+        "mask        f1\nner/en  0.8000\ndense        -")

@@ -208,3 +208,25 @@ def test_mask_that_does_not_fit_is_one_line(tmp_path, tiny_models, run_script, c
                    str(tsv), "--src_mask", str(tmp_path / "t5.pt"), "--output_dir", str(tmp_path / "out"))
     assert "does not fit this model" in capsys.readouterr().err
     assert isinstance(Mask.load(tmp_path / "t5.pt"), Mask)
+
+
+def test_retrieval_killed_before_its_figure_is_not_complete(tmp_path, tiny_models, run_script, monkeypatch):
+    """retrieval_<pair>.json (what a study checks) is written after the figure."""
+    from utils.analysis import plots
+
+    tsv = tmp_path / "en-fr.tsv"
+    tsv.write_text("".join(f"{a}\t{b}\n" for a, b in SENTENCES), encoding="utf-8")
+    args = ("--model_name_or_path", str(tiny_models / "mbert-tiny"), "--tsv", str(tsv), "--src_lang", "en",
+            "--tgt_lang", "fr", "--output_dir", str(tmp_path / "out"))
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed while plotting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plots, "curves", killed)
+        with pytest.raises(RuntimeError, match="killed while plotting"):
+            run_script("sentence_retrieval.py", *args)
+    assert not (tmp_path / "out" / "retrieval_en-fr.json").exists()
+    run_script("sentence_retrieval.py", *args)
+    out = tmp_path / "out"
+    assert (out / "retrieval_en-fr.json").is_file() and (out / "retrieval_en-fr.png").is_file()

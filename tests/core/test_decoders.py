@@ -149,8 +149,8 @@ def two_masks(weights, removed: dict):
 def head_cells(masks, heads, kv_heads, block="decoder.0"):
     from utils.analysis.head_similarity import head_analysis
 
-    result = head_analysis(masks, heads, kv_heads)
-    return {u: c["jaccard"] for u, c in result["pairs"][0]["cells"][block].items()}, result
+    result = head_analysis(masks, heads, kv_heads=kv_heads)
+    return {u: c.jaccard for u, c in result.pairs[0].cells[block].items()}, result
 
 
 def test_grouped_query_heads_share_their_key_value_head(decoders):
@@ -161,8 +161,8 @@ def test_grouped_query_heads_share_their_key_value_head(decoders):
     masks = two_masks(weights, {"model.layers.0.self_attn.k_proj.weight": (slice(16, 32),)})
     cells, result = head_cells(masks, 4, 2)
     assert cells == {"head 0": 1.0, "head 1": 1.0, "head 2": 0.75, "head 3": 0.75, "FFN": 1.0}
-    assert result["pairs"][0]["cells"]["decoder.0"]["head 2"]["weights"] == 4096
-    assert result["pairs"][0]["cells"]["decoder.0"]["FFN"]["weights"] == 3 * 128 * 64
+    assert result.pairs[0].cells["decoder.0"]["head 2"].weights == 4096
+    assert result.pairs[0].cells["decoder.0"]["FFN"].weights == 3 * 128 * 64
     # o_proj columns are the head's: removing columns 0..15 of o touches head 0 only
     masks = two_masks(weights, {"model.layers.1.self_attn.o_proj.weight": (slice(None), slice(0, 16))})
     cells, _ = head_cells(masks, 4, 2, "decoder.1")
@@ -176,7 +176,7 @@ def test_gpt2_fused_conv1d_heads_are_columns(decoders):
     masks = two_masks(weights, {"transformer.h.0.attn.c_attn.weight": (slice(None), slice(144, 160))})
     cells, result = head_cells(masks, 4, 4)
     assert cells == {"head 0": 1.0, "head 1": 0.75, "head 2": 1.0, "head 3": 1.0, "FFN": 1.0}
-    assert result["pairs"][0]["cells"]["decoder.0"]["head 1"]["weights"] == 4096
+    assert result.pairs[0].cells["decoder.0"]["head 1"].weights == 4096
     masks = two_masks(weights, {"transformer.h.0.attn.c_proj.weight": (slice(48, 64),)})  # c_proj rows: head 3
     assert head_cells(masks, 4, 4)[0]["head 3"] == 0.75
 
@@ -188,7 +188,7 @@ def test_interleaved_fused_qkv_splits_per_head():
     masks = two_masks(weights, {"transformer.h.1.self_attention.query_key_value.weight": (slice(24, 32),)})
     cells, result = head_cells(masks, 2, 2, "decoder.1")
     assert cells == {"head 0": 1.0, "head 1": 0.75, "FFN": 1.0}
-    assert result["pairs"][0]["cells"]["decoder.1"]["head 1"]["weights"] == 3 * 8 * 16 + 16 * 8
+    assert result.pairs[0].cells["decoder.1"]["head 1"].weights == 3 * 8 * 16 + 16 * 8
 
 
 # -- every analysis tool on the masks of every tiny decoder ---------------------------------------------------------
@@ -206,14 +206,14 @@ def test_decoder_masks_feed_every_tool(name, decoders, tiny_models, tmp_path, ru
         random_prune(weights, 0.5, seed).save(paths[-1], {"task": "clm", "languages": [lang], "model": model_path})
     similarity = run_script("mask_similarity.py", "--masks", *paths, "--output_dir", str(tmp_path / "sim"),
                             "--by", "head", "--no_plots")
-    heads = similarity["by_head"]
+    heads = similarity.by_head
     config = decoders[name].config
-    assert heads["num_heads"] == config.num_attention_heads
-    assert heads["num_key_value_heads"] == getattr(config, "num_key_value_heads", config.num_attention_heads)
-    assert heads["blocks"] == ["decoder.0", "decoder.1"]
-    assert heads["units"] == [f"head {h}" for h in range(config.num_attention_heads)] + ["FFN"]
-    cells = heads["pairs"][0]["cells"]["decoder.0"]
-    assert all(0.2 < c["jaccard"] < 0.5 for c in cells.values())  # two independent halves: about 1/3
+    assert heads.num_heads == config.num_attention_heads
+    assert heads.num_key_value_heads == getattr(config, "num_key_value_heads", config.num_attention_heads)
+    assert heads.blocks == ["decoder.0", "decoder.1"]
+    assert heads.units == [f"head {h}" for h in range(config.num_attention_heads)] + ["FFN"]
+    cells = heads.pairs[0].cells["decoder.0"]
+    assert all(0.2 < c.jaccard < 0.5 for c in cells.values())  # two independent halves: about 1/3
     union = run_script("mask_ops.py", "--operation", "intersection", "--masks", *paths, "--output",
                        str(tmp_path / "both.pt"), "--sparsity", "60")
     both = Mask.load(tmp_path / "both.pt")

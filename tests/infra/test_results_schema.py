@@ -59,7 +59,7 @@ def test_old_imp_file_reads_with_the_new_names(tmp_path):
     assert results.rounds[1].next_mask == "masks/sparsity_20.pt" and results.rounds[1].carried_weights is None
     assert results.lr_schedule_span == "run" and results.rewind_scope == "body"  # absent then: the defaults of then
     run = read_imp_run(path)
-    assert [r["metric"] for r in run.rounds] == [0.61, 0.64] and run.dense == 0.61
+    assert [metric for _, metric in run.points] == [0.61, 0.64] and run.dense == 0.61
 
 
 def test_old_finetune_file_reads_and_summarizes(tmp_path):
@@ -70,9 +70,9 @@ def test_old_finetune_file_reads_and_summarizes(tmp_path):
     assert (run.source, run.target, run.sparsity) == ("ner/en", "ner/fr", 0.5)
     _write(tmp_path / "imp" / "imp_results.json", {**OLD_IMP, "complete": True})
     summary = summarize([tmp_path])
-    assert summary["imp"][0]["curve"][1]["mean"] == pytest.approx(0.64)
-    cell = summary["transfer"][0]["cells"][0]
-    assert (cell["source"], cell["target"], cell["value"]) == ("ner/en", "ner/fr", pytest.approx(0.7))
+    assert summary.imp[0].curve[1].mean == pytest.approx(0.64)
+    cell = summary.transfer[0].cells[0]
+    assert (cell.source, cell.target, cell.value) == ("ner/en", "ner/fr", pytest.approx(0.7))
 
 
 def test_an_unfinished_old_imp_run_is_resumed_in_the_new_layout(tmp_path):

@@ -65,7 +65,7 @@ def test_reference_run_writes_each_kind_of_file_with_normal_permissions(referenc
     # folder as this run's) and last (a round counts once its results entry is written)
     assert writes[0] == writes[-1] == "imp_results.json" and writes.count("imp_results.json") == 3
     assert {"rewind_weights.pt", "sparsity_25.pt", "sparsity_25.json"} <= set(writes)
-    assert writes.index("sparsity_25.pt") < writes.index("sparsity_25.json")
+    assert writes.index("sparsity_25.json") < writes.index("sparsity_25.pt")  # a mask never stands without metadata
     for path in [out / "imp_results.json", *(out / "masks").iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # umask 022, not mkstemp's 0600
     assert not list(out.rglob("*.tmp")) and not (out / "rewind_weights.pt").exists()

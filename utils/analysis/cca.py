@@ -1,33 +1,11 @@
 """How alike are two sets of representations of the same inputs? SVCCA, PWCCA and linear CKA.
 
 X is [n, d1] and Y is [n, d2]: row i of both describes input i (one sentence in two languages, or under two
-models). Every measure first centres each feature, so constant offsets never count.
-
-- CCA (Hotelling 1936), computed as Bjorck & Golub (1973) do: orthonormal bases Ux, Uy of the centred column
-  spaces (thin SVD, directions below the rank tolerance dropped); the canonical correlations rho_1 >= rho_2 >= ...
-  are the singular values of Ux^T Uy (cosines of the principal angles between the two spaces), and the canonical
-  variates are Ux P and Uy Q for its singular vectors P, Q. Nothing is inverted, so collinear or constant features
-  cost no accuracy; min(rank X, rank Y) correlations.
-- SVCCA (Raghu et al. 2017, "SVCCA: Singular Vector Canonical Correlation Analysis..."): keep each side's top
-  singular directions explaining 99% of its variance (or a fixed number), run CCA between the reduced
-  representations, report the mean canonical correlation.
-- PWCCA (Morcos et al. 2018, "Insights on representational similarity in neural networks with canonical
-  correlation"): CCA on the whole representations, the mean canonical correlation weighted by how much of the
-  representation each canonical variate accounts for: alpha_i = sum_j |<h_i, x_j>| over the (centred) neurons
-  x_j of the side with fewer directions, h_i its unit-norm canonical variates, normalised to sum to 1;
-  PWCCA = sum_i alpha_i rho_i.
-- Linear CKA (Kornblith et al. 2019, "Similarity of Neural Network Representations Revisited"):
-  ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) on centred X, Y. Invariant to orthogonal transforms and isotropic
-  scaling of either side, not to general invertible linear maps (CCA is).
-
-Finite-sample bias: CCA finds the best-aligned directions, so unrelated data do not score 0. For independent
-Gaussian X [n, p] and Y [n, q] (p <= q) the squared canonical correlations are the eigenvalues of the product of
-two independent random projections in the (n-1)-dimensional centred space: E[sum_i rho_i^2] = pq / (n-1), so the
-mean rho^2 is q / (n-1), spread over Wachter's law whose top edge is (sqrt(a(1-b)) + sqrt(b(1-a)))^2 with
-a = p/(n-1), b = q/(n-1); mean rho lies between q/(n-1) and sqrt(q/(n-1)). Simulated (20 draws): 734 samples and
-64 dimensions a side (the tiny model on the bundled pairs) give mean rho 0.252 (PWCCA 0.252, linear CKA 0.080);
-3,003 samples and 768 dimensions (mBERT on WMT14) give 0.442 (CKA 0.204). The scripts therefore report every
-measure beside its value on shuffled pairs (the same data, the rows of one side permuted).
+models). Every measure centres each feature first. CCA comes from orthonormal bases of the centred column spaces
+(Bjorck & Golub 1973: the canonical correlations are the singular values of Ux^T Uy), so nothing is inverted and
+collinear or constant features cost no accuracy. Unrelated data do not score 0 (CCA picks the best-aligned
+directions), which is why the scripts report every measure beside its value on shuffled pairs. Definitions,
+references and the finite-sample bias with simulated figures: docs/analysis.md, "Representation similarity".
 """
 from __future__ import annotations
 

@@ -22,17 +22,16 @@ KV from that config's num_key_value_heads, else from the shapes of a block's q_p
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from utils.infra.errors import UserError, first_line
-from utils.infra.io import write_json
 from utils.core.families import placement
 from utils.core.masks import common_model, layer_of, layer_sort_key, matrix_type
-from utils.analysis.similarity import PackedMask, common_layout, csv_text, format_number, pair_stats, write_text
+from utils.analysis.similarity import PackedMask, PairStats, common_layout, pair_stats
 
 FFN = "FFN"
 
@@ -71,12 +70,10 @@ def head_counts(bits: np.ndarray, axis: int, layout: str, heads: int, kv_heads: 
     if heads % kv_heads:
         raise ValueError(f"{heads} query heads do not split into {kv_heads} key/value groups")
     group = heads // kv_heads
-    if layout == "plain":
+    if layout in ("plain", "qkv_interleaved"):
         return per_unit(bits, axis, heads)
     if layout == "kv":
         return np.repeat(per_unit(bits, axis, kv_heads), group)
-    if layout == "qkv_interleaved":
-        return per_unit(bits, axis, heads)
     slices = heads + 2 * kv_heads  # qkv: q | k | v, contiguous
     size = bits.shape[axis]
     if size % slices:
@@ -146,7 +143,48 @@ def per_unit(bits: np.ndarray, axis: int, units: int) -> np.ndarray:
     return bits.reshape(bits.shape[0], units, -1).sum(axis=(0, 2))
 
 
-def head_analysis(masks: Sequence[PackedMask], heads: int, kv_heads: Optional[int] = None) -> dict:
+@dataclass
+class SpecificStats:
+    """The share of a mask's kept weights in one group that no other mask keeps, beside the random baseline."""
+
+    share: Optional[float]
+    random_baseline: float
+    ratio: Optional[float]
+    specific: int
+    kept: int
+    weights: int
+
+
+@dataclass
+class LanguageSpecific:
+    masks: list[str]
+    overall: dict[str, SpecificStats]  # mask label -> its share over every weight compared
+    per_layer: dict[str, dict[str, SpecificStats]]  # mask label -> layer -> share
+    per_matrix_type: dict[str, dict[str, SpecificStats]]
+
+
+@dataclass
+class HeadPair:
+    a: str
+    b: str
+    cells: dict[str, dict[str, PairStats]]  # block -> 'head h' or 'FFN' -> Jaccard
+
+
+@dataclass
+class HeadResult:
+    """head_similarity.json."""
+
+    heads_from: str
+    num_heads: int
+    num_key_value_heads: int
+    blocks: list[str]
+    units: list[str]
+    pairs: list[HeadPair] = field(default_factory=list)
+    language_specific: Optional[LanguageSpecific] = None
+
+
+def head_analysis(masks: Sequence[PackedMask], heads: int, heads_from: str = "",
+                  kv_heads: Optional[int] = None) -> HeadResult:
     """Jaccard per (block, head or FFN) for every pair, and every mask's language-specific share per layer and
     matrix type, over the matrices all masks hold (see the module docstring)."""
     kv_heads = kv_heads or heads
@@ -200,131 +238,25 @@ def head_analysis(masks: Sequence[PackedMask], heads: int, kv_heads: Optional[in
     for i, j in combinations(range(n), 2):
         cells = {b: {u: pair_stats(inter[(i, j, b, u)], int(kept[(b, u)][i]), int(kept[(b, u)][j]), size[(b, u)])
                      for u in units if (b, u) in kept} for b in blocks}
-        pairs.append({"a": masks[i].label, "b": masks[j].label, "cells": cells})
-    return {"num_heads": heads, "blocks": blocks, "units": units, "pairs": pairs,
-            "language_specific": _specific_stats(masks, specific, group_kept, group_size)}
+        pairs.append(HeadPair(masks[i].label, masks[j].label, cells))
+    specific_stats = _specific_stats(masks, specific, group_kept, group_size)
+    return HeadResult(heads_from, heads, kv_heads, blocks, units, pairs, specific_stats)
 
 
-def _specific_stats(masks, specific, group_kept, group_size) -> dict:
-    def stats(key, i) -> dict:
+def _specific_stats(masks, specific, group_kept, group_size) -> LanguageSpecific:
+    def stats(key, i) -> SpecificStats:
         densities = group_kept[key] / group_size[key]
         baseline = float(np.prod(np.delete(1.0 - densities, i)))
         kept = int(group_kept[key][i])
         share = int(specific[key][i]) / kept if kept else None
-        return {"share": share, "random_baseline": baseline,
-                "ratio": share / baseline if share is not None and baseline else None,
-                "specific": int(specific[key][i]), "kept": kept, "weights": group_size[key]}
+        return SpecificStats(share, baseline, share / baseline if share is not None and baseline else None,
+                             int(specific[key][i]), kept, group_size[key])
 
-    result: dict = {"masks": [m.label for m in masks]}
-    for scope, order in (("overall", None), ("layer", layer_sort_key), ("matrix_type", None)):
+    def per_mask(scope: str, order=None) -> dict[str, dict[str, SpecificStats]]:
         groups = [g for s, g in specific if s == scope]
         groups = sorted(groups, key=order) if order else groups
-        result["per_" + scope if scope != "overall" else scope] = {
-            m.label: {g: stats((scope, g), i) for g in groups} for i, m in enumerate(masks)}
-    result["overall"] = {label: groups["all"] for label, groups in result["overall"].items()}
-    return result
+        return {m.label: {g: stats((scope, g), i) for g in groups} for i, m in enumerate(masks)}
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# Files, figures and the printed summary
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.+-]+", "_", label.replace("%", "pct")).strip("_")
-
-
-_STATS = ("jaccard", "random_baseline", "ratio", "intersection", "union", "kept_a", "kept_b", "weights")
-_SPECIFIC = ("share", "random_baseline", "ratio", "specific", "kept", "weights")
-
-
-def write_head_outputs(result: dict, out: Path, plots: bool = True) -> list[Path]:
-    """head_similarity.json, head_jaccard.csv, language_specific.csv, and the PNGs."""
-    written = [out / "head_similarity.json", out / "head_jaccard.csv", out / "language_specific.csv"]
-    write_json(written[0], result)
-    rows = [[p["a"], p["b"], block, unit, *(stats[c] for c in _STATS)]
-            for p in result["pairs"] for block, cells in p["cells"].items() for unit, stats in cells.items()]
-    write_text(written[1], csv_text(("mask_a", "mask_b", "block", "unit", *_STATS), rows))
-    specific = result["language_specific"]
-    rows = [[label, "overall", "all", *(s[c] for c in _SPECIFIC)] for label, s in specific["overall"].items()]
-    for scope in ("per_layer", "per_matrix_type"):
-        rows += [[label, scope.removeprefix("per_"), group, *(s[c] for c in _SPECIFIC)]
-                 for label, groups in specific[scope].items() for group, s in groups.items()]
-    write_text(written[2], csv_text(("mask", "scope", "group", *_SPECIFIC), rows))
-    if plots:
-        written += plot_heads(result, out)
-    return written
-
-
-def plot_heads(result: dict, out: Path) -> list[Path]:
-    from utils.analysis import plots
-
-    written = []
-    blocks, units = result["blocks"], result["units"]
-    for pair in result["pairs"]:
-        values = [[pair["cells"][b][u]["jaccard"] if u in pair["cells"][b] else None for u in units] for b in blocks]
-        bases = [pair["cells"][b][u]["random_baseline"] for b in blocks for u in units if u in pair["cells"][b]]
-        small = len(blocks) * len(units) <= 100
-        subtext = [[f"rand {pair['cells'][b][u]['random_baseline']:.2f}" if u in pair["cells"][b] else None
-                    for u in units] for b in blocks] if small else None
-        title = (f"Jaccard of kept weights per attention head (Q, K, V rows + attention-output columns) and FFN\n"
-                 f"{pair['a']} vs {pair['b']}; independent random masks: "
-                 f"{min(bases):.2f}-{max(bases):.2f}" + (" (small text)" if small else ""))
-        path = out / f"head_jaccard_{_slug(pair['a'])}_vs_{_slug(pair['b'])}.png"
-        written.append(plots.heatmap(values, blocks, units, path, title, fmt="{:.2f}", subtext=subtext,
-                                     colorbar_label="Jaccard", xlabel="attention head / FFN block",
-                                     ylabel="layer"))
-    specific = result["language_specific"]
-    layers = sorted({g for groups in specific["per_layer"].values() for g in groups}, key=layer_sort_key)
-    series = [(label, [groups[g]["share"] for g in layers], [groups[g]["random_baseline"] for g in layers])
-              for label, groups in specific["per_layer"].items()]
-    written.append(plots.per_layer_lines(
-        layers, series, out / "language_specific_per_layer.png",
-        "Share of each mask's kept weights that no other mask keeps, per layer",
-        ylabel="language-specific share of kept weights"))
-    types = list(next(iter(specific["per_matrix_type"].values())))
-    values = [[groups[t]["share"] for t in types] for groups in specific["per_matrix_type"].values()]
-    subtext = [[f"rand {groups[t]['random_baseline']:.2f}" for t in types]
-               for groups in specific["per_matrix_type"].values()]
-    written.append(plots.heatmap(
-        values, specific["masks"], types, out / "language_specific_per_matrix_type.png",
-        "Share of each mask's kept weights that no other mask keeps\n(small: independent random masks)",
-        fmt="{:.3f}", subtext=subtext, cmap="magma", colorbar_label="language-specific share",
-        xlabel="matrix type", ylabel="mask"))
-    return written
-
-
-
-def format_head_summary(result: dict, heads_from: str) -> str:
-    lines = [f"\nper attention head ({result['num_heads']} a block, from {heads_from}) and FFN block: Jaccard"]
-    for pair in result["pairs"]:
-        cells = [(b, u, s) for b, units in pair["cells"].items() for u, s in units.items() if s["jaccard"] is not None]
-        head_cells = [c for c in cells if c[1] != FFN]
-        ffn = [s["jaccard"] for _, u, s in cells if u == FFN]
-        bases = [s["random_baseline"] for _, _, s in cells]
-        low, high = min(head_cells, key=lambda c: c[2]["jaccard"]), max(head_cells, key=lambda c: c[2]["jaccard"])
-        lines.append(f"{pair['a']} vs {pair['b']}: heads {format_number(low[2]['jaccard'])} ({low[0]} {low[1]}) to "
-                     f"{format_number(high[2]['jaccard'])} ({high[0]} {high[1]})"
-                     + (f", FFN {format_number(min(ffn))} to {format_number(max(ffn))}" if ffn else "")
-                     + f"; random {format_number(min(bases))} to {format_number(max(bases))}")
-    specific = result["language_specific"]
-    layers = list(next(iter(specific["per_layer"].values())))
-    width = max(len("mask"), *(len(label) for label in specific["masks"]))
-    lines.append("language-specific weights: share of a mask's kept weights no other mask keeps [random]")
-    lines.append(f"{'mask':<{width}}  {'overall':>15}" + "".join(f"  {g:>15}" for g in layers))
-    for label in specific["masks"]:
-        cells = [specific["overall"][label]] + [specific["per_layer"][label][g] for g in layers]
-        lines.append(f"{label:<{width}}" + "".join(f"  {format_number(c['share']) + ' [' + format_number(c['random_baseline']) + ']':>15}"
-                                                   for c in cells))
-    return "\n".join(lines)
-
-
-def run_head_analysis(masks: Sequence[PackedMask], args, output_dir: Optional[str | Path],
-                      plots: bool) -> tuple[dict, list[Path]]:
-    """mask_similarity.py --by head: compute, print, write; returns the result and the files written."""
-    heads, heads_from = resolve_num_heads(masks, args.num_heads, args.model_name_or_path)
-    kv_heads = resolve_kv_heads(masks, heads, args.model_name_or_path)
-    result = {"heads_from": heads_from, "num_key_value_heads": kv_heads, **head_analysis(masks, heads, kv_heads)}
-    print(format_head_summary(result, heads_from))
-    written = write_head_outputs(result, Path(output_dir), plots) if output_dir is not None else []
-    return result, written
+    overall = {label: groups["all"] for label, groups in per_mask("overall").items()}
+    return LanguageSpecific([m.label for m in masks], overall, per_mask("layer", layer_sort_key),
+                            per_mask("matrix_type"))

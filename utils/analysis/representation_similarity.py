@@ -17,11 +17,10 @@ import numpy as np
 
 from utils.analysis.cca import Basis, check_cca_samples, full_basis, linear_cka, permuted, pwcca_of, svcca_of
 from utils.infra.errors import UserError
-from utils.infra.io import write_json
 from utils.core.masks import common_model
-from utils.infra.outputs import remove_unwritten
 from utils.analysis.retrieval import ParallelEmbeddingArguments, embed_layers, load_pairs_and_model, masked_models
-from utils.analysis.similarity import csv_text, default_label, format_number, write_text
+from utils.analysis.similarity import default_label
+from utils.analysis.writers import format_number, write_csv, write_json_last
 
 MEASURES = ("svcca", "pwcca", "cka")
 _NAMES = {"svcca": "SVCCA", "pwcca": "PWCCA", "cka": "linear CKA"}
@@ -143,8 +142,7 @@ def run_representation_similarity(model_args, args: RepresentationArguments) -> 
         result["comparisons"].append({"label": item["label"], "a": item["a"], "b": item["b"], "layers": layers})
     name = args.name or f"{data.src_lang}-{data.tgt_lang}" + ("_dense_vs_ticket" if args.compare != "languages" else "")
     out = Path(args.output_dir)
-    written = write_outputs(result, out, name, plots=not args.no_plots)
-    remove_unwritten(out, [f"representations_{name}.png"], written)
+    write_outputs(result, out, name, plots=not args.no_plots)
     print(format_table(result))
     print(f"written to {Path(args.output_dir) / f'representations_{name}.json'}")
     return result
@@ -168,15 +166,15 @@ _CSV_COLUMNS = ("svcca", "svcca_shuffled", "pwcca", "pwcca_shuffled", "cka", "ck
 
 
 def write_outputs(result: dict, out: Path, name: str, plots: bool = True) -> list[Path]:
-    """representations_<name>.json, .csv (one row per comparison and layer) and .png."""
-    written = [out / f"representations_{name}.json", out / f"representations_{name}.csv"]
-    write_json(written[0], result)
+    """representations_<name>.csv (one row per comparison and layer), .png, then .json (the completion file)."""
     rows = [[c["label"], row["layer"], *(row[k] for k in _CSV_COLUMNS), *row["svcca_dims"]]
             for c in result["comparisons"] for row in c["layers"]]
-    write_text(written[1], csv_text(("comparison", "layer", *_CSV_COLUMNS, "svcca_dims_a", "svcca_dims_b"), rows))
+    written = [write_csv(out / f"representations_{name}.csv",
+                         ("comparison", "layer", *_CSV_COLUMNS, "svcca_dims_a", "svcca_dims_b"), rows)]
     if plots:
         written.append(plot_layers(result, out / f"representations_{name}.png"))
-    return written
+    return write_json_last(out, [f"representations_{name}.png"], written, out / f"representations_{name}.json",
+                           result)
 
 
 def plot_layers(result: dict, path: Path) -> Path:

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from utils.infra.errors import UserError, first_line
-from utils.infra.io import write_json
 from utils.core.masks import Mask, read_mask_metadata
-from utils.infra.outputs import prepare_analysis_dir, remove_unwritten
+from utils.infra.outputs import prepare_analysis_dir
 from utils.core.pruning import prunable_weights
 from utils.infra.progress import progress_bar
 from utils.analysis.similarity import default_label
+from utils.analysis.writers import format_number, write_json_last
 from utils.tasks.registry import is_known_language
 
 HEADER_CHOICES = ("auto", "yes", "no")
@@ -388,11 +388,9 @@ def run_retrieval(model_args, args: RetrievalArguments) -> dict:
         "src_mask": src_info, "tgt_mask": tgt_info, "layers": layers, "best_layer": best["layer"],
         "best_accuracy": best["accuracy"],
     }
-    write_json(out / f"retrieval_{name}.json", result)
     print(format_table(result))
-    if not args.no_plots:
-        plot_retrieval(result, out / f"retrieval_{name}.png")
-    remove_unwritten(out, [f"retrieval_{name}.png"], [] if args.no_plots else [out / f"retrieval_{name}.png"])
+    figures = [] if args.no_plots else [plot_retrieval(result, out / f"retrieval_{name}.png")]
+    write_json_last(out, [f"retrieval_{name}.png"], figures, out / f"retrieval_{name}.json", result)
     print(f"written to {out / f'retrieval_{name}.json'}")
     return result
 
@@ -401,8 +399,10 @@ def format_table(result: dict) -> str:
     src, tgt = result["src_lang"], result["tgt_lang"]
     lines = [f"{'layer':>5}  {f'{src}->{tgt}':>8}  {f'{tgt}->{src}':>8}"]
     for row in result["layers"]:
-        lines.append(f"{row['layer']:>5}  {row['accuracy']:>8.3f}  {row['accuracy_reverse']:>8.3f}")
-    lines.append(f"best layer {result['best_layer']} ({result['best_accuracy']:.3f}); layer 0 = embeddings")
+        lines.append(f"{row['layer']:>5}  {format_number(row['accuracy']):>8}  "
+                     f"{format_number(row['accuracy_reverse']):>8}")
+    lines.append(f"best layer {result['best_layer']} ({format_number(result['best_accuracy'])}); "
+                 "layer 0 = embeddings")
     return "\n".join(lines)
 
 

@@ -11,49 +11,16 @@ Union counts come from |A| + |B| - |A and B|, so only intersections are counted.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from utils.infra.errors import UserError
-from utils.infra.io import atomic_write, write_json
 from utils.core.masks import Mask, layer_of, layer_sort_key, matrix_type, read_mask_metadata, source_name
-from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir, remove_unwritten
 from utils.infra.progress import progress_bar
-
-MAX_PRINTED_MISMATCHES = 20
-
-
-@dataclass
-class SimilarityArguments:
-    """mask_similarity.py's flags."""
-
-    masks: list[str] = field(metadata={"help": "Two or more mask .pt files (bool, packed or the original's format)."})
-    output_dir: str = field(metadata={"help": "Where the JSON, CSV and PNG files go."})
-    labels: Optional[list[str]] = field(
-        default=None, metadata={"help": "One label per mask (default: task/language/sparsity from its metadata)."}
-    )
-    no_plots: bool = field(default=False, metadata={"help": "Skip the PNG figures."})
-    by: str = field(
-        default="layer", metadata={"help": "layer: overall, per layer and per matrix type; head: also per attention "
-                                           "head and FFN block, and each mask's language-specific weights.",
-                                   "choices": ["layer", "head"]}
-    )
-    num_heads: Optional[int] = field(
-        default=None, metadata={"help": "--by head: attention heads per layer (default: from the model's config)."}
-    )
-    model_name_or_path: Optional[str] = field(
-        default=None, metadata={"help": "--by head: the model whose config gives the heads (default: the masks' "
-                                        "metadata)."}
-    )
-    clear_output_dir: bool = field(
-        default=False, metadata={"help": "Delete another analysis' outputs found in --output_dir (else: refused)."}
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,24 +160,30 @@ def random_overlap(densities: Sequence[float]) -> Optional[float]:
     return float(np.prod(densities)) / any_kept if any_kept > 0 else None
 
 
-def pair_stats(inter: int, kept_a: int, kept_b: int, weights: int) -> dict:
+@dataclass
+class PairStats:
+    """Jaccard of two masks over one group of weights, beside the random-mask baseline."""
+
+    jaccard: Optional[float]
+    random_baseline: Optional[float]
+    ratio: Optional[float]
+    intersection: int
+    union: int
+    kept_a: int
+    kept_b: int
+    weights: int
+    density_a: float
+    density_b: float
+
+
+def pair_stats(inter: int, kept_a: int, kept_b: int, weights: int) -> PairStats:
     union = kept_a + kept_b - inter
     jaccard = inter / union if union else None
     p = kept_a / weights if weights else 0.0
     q = kept_b / weights if weights else 0.0
     baseline = random_jaccard(p, q)
-    return {
-        "jaccard": jaccard,
-        "random_baseline": baseline,
-        "ratio": jaccard / baseline if jaccard is not None and baseline else None,
-        "intersection": int(inter),
-        "union": int(union),
-        "kept_a": int(kept_a),
-        "kept_b": int(kept_b),
-        "weights": int(weights),
-        "density_a": p,
-        "density_b": q,
-    }
+    return PairStats(jaccard, baseline, jaccard / baseline if jaccard is not None and baseline else None,
+                     int(inter), int(union), int(kept_a), int(kept_b), int(weights), p, q)
 
 
 def _grouped(names: Sequence[str], key) -> dict[str, list[int]]:
@@ -251,20 +224,29 @@ def pair_intersections(
     return names, inter, a.kept[ia], b.kept[ib], a.numel[ia]
 
 
-def compare_pair(a: PackedMask, b: PackedMask) -> dict:
+@dataclass
+class PairComparison:
+    """Two masks compared over the matrices both hold: overall, per layer and per matrix type."""
+
+    a: str
+    b: str
+    shared_matrices: int
+    overall: PairStats
+    per_layer: dict[str, PairStats] = field(default_factory=dict)
+    per_matrix_type: dict[str, PairStats] = field(default_factory=dict)
+
+
+def compare_pair(a: PackedMask, b: PackedMask) -> PairComparison:
     """Overall, per-layer and per-matrix-type Jaccard of two masks over the weights they share."""
     names, inter, ka, kb, size = pair_intersections(a, b)
-    result = {"a": a.label, "b": b.label, "shared_matrices": len(names)}
-    result["overall"] = pair_stats(int(inter.sum()), int(ka.sum()), int(kb.sum()), int(size.sum()))
-    for scope, key, order in (("per_layer", layer_of, layer_sort_key), ("per_matrix_type", matrix_type, None)):
-        groups = _grouped(names, key)
-        keys = sorted(groups, key=order) if order else list(groups)
-        result[scope] = {
-            g: pair_stats(int(inter[groups[g]].sum()), int(ka[groups[g]].sum()), int(kb[groups[g]].sum()),
-                           int(size[groups[g]].sum()))
-            for g in keys
-        }
-    return result
+
+    def stats(idx) -> PairStats:
+        return pair_stats(int(inter[idx].sum()), int(ka[idx].sum()), int(kb[idx].sum()), int(size[idx].sum()))
+
+    layers, types = _grouped(names, layer_of), _grouped(names, matrix_type)
+    return PairComparison(a.label, b.label, len(names), stats(slice(None)),
+                          {g: stats(layers[g]) for g in sorted(layers, key=layer_sort_key)},
+                          {g: stats(types[g]) for g in types})
 
 
 def common_layout(masks: Sequence[PackedMask]) -> list[tuple[str, list[int]]]:
@@ -285,7 +267,27 @@ def aligned_matrices(layouts: Sequence[Sequence[tuple[str, tuple[int, ...]]]]) -
     return common
 
 
-def nway_overlap(masks: Sequence[PackedMask]) -> dict:
+@dataclass
+class OverlapStats:
+    """|kept in all| / |kept in any| of N masks over one group of weights, beside the random-mask baseline."""
+
+    overlap: Optional[float]
+    random_baseline: Optional[float]
+    ratio: Optional[float]
+    kept_in_all: int
+    kept_in_any: int
+    weights: int
+
+
+@dataclass
+class Overlap:
+    masks: list[str]
+    matrices: int
+    overall: Optional[OverlapStats]  # None when the masks share no matrix
+    per_layer: dict[str, OverlapStats] = field(default_factory=dict)
+
+
+def nway_overlap(masks: Sequence[PackedMask]) -> Overlap:
     """|kept in all| / |kept in any| overall and per layer, over the matrices every mask holds."""
     common = common_layout(masks)
     names = [name for name, _ in common]
@@ -305,23 +307,18 @@ def nway_overlap(masks: Sequence[PackedMask]) -> dict:
         size[c] = masks[0].numel[where[0]]
         kept[:, c] = [m.kept[j] for m, j in zip(masks, where)]
 
-    def stats(idx) -> dict:
+    def stats(idx) -> OverlapStats:
         weights = int(size[idx].sum())
         densities = [int(k) / weights if weights else 0.0 for k in kept[:, idx].sum(axis=1)]
         a, e = int(all_kept[idx].sum()), int(any_kept[idx].sum())
         overlap = a / e if e else None
         baseline = random_overlap(densities)
-        return {"overlap": overlap, "random_baseline": baseline,
-                "ratio": overlap / baseline if overlap is not None and baseline else None,
-                "kept_in_all": a, "kept_in_any": e, "weights": weights}
+        return OverlapStats(overlap, baseline, overlap / baseline if overlap is not None and baseline else None,
+                            a, e, weights)
 
     groups = _grouped(names, layer_of)
-    return {
-        "masks": [m.label for m in masks],
-        "matrices": len(names),
-        "overall": stats(list(range(len(names)))) if names else None,
-        "per_layer": {g: stats(groups[g]) for g in sorted(groups, key=layer_sort_key)},
-    }
+    return Overlap([m.label for m in masks], len(names), stats(list(range(len(names)))) if names else None,
+                   {g: stats(groups[g]) for g in sorted(groups, key=layer_sort_key)})
 
 
 def mismatch_lines(masks: Sequence[PackedMask]) -> list[str]:
@@ -346,16 +343,42 @@ def mismatch_lines(masks: Sequence[PackedMask]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The whole comparison, its files and its summary
+# The whole comparison
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def compare_masks(masks: Sequence[PackedMask]) -> dict:
-    """Every pair, the N-way overlap, and the mismatches, as one JSON-ready dict."""
+@dataclass
+class MaskInfo:
+    label: str
+    path: str
+    sparsity: float
+    weights: int
+    matrices: int
+    metadata: dict[str, Any] = field(default_factory=dict)  # the mask's metadata without its per-layer sparsity
+
+
+@dataclass
+class SimilarityResult:
+    """Every pair, the N-way overlap and the mismatches of two or more masks (mask_similarity.json)."""
+
+    masks: list[MaskInfo]
+    labels: list[str]
+    jaccard_matrix: list[list[Optional[float]]]
+    random_baseline_matrix: list[list[Optional[float]]]
+    pairs: list[PairComparison]
+    overlap: Overlap
+    mismatches: list[str] = field(default_factory=list)
+
+    def metadata_of(self, label: str) -> dict[str, Any]:
+        return next((m.metadata for m in self.masks if m.label == label), {})
+
+
+def compare_masks(masks: Sequence[PackedMask]) -> SimilarityResult:
+    """Every pair, the N-way overlap, and the mismatches."""
     if len(masks) < 2:
         raise UserError(f"need at least 2 masks to compare, got {len(masks)}")
     pairs = [compare_pair(a, b) for a, b in progress_bar(list(combinations(masks, 2)), desc="mask pairs", unit="pair")]
-    if all(p["shared_matrices"] == 0 for p in pairs):
+    if all(p.shared_matrices == 0 for p in pairs):
         raise UserError("the masks share no weight matrix (same name and shape): are they masks of different models?")
     labels = [m.label for m in masks]
     matrix: list[list[Optional[float]]] = [[None] * len(masks) for _ in masks]
@@ -365,25 +388,15 @@ def compare_masks(masks: Sequence[PackedMask]) -> dict:
         density = 1.0 - m.sparsity
         baseline[i][i] = random_jaccard(density, density)
     for pair in pairs:
-        i, j = labels.index(pair["a"]), labels.index(pair["b"])
-        matrix[i][j] = matrix[j][i] = pair["overall"]["jaccard"]
-        baseline[i][j] = baseline[j][i] = pair["overall"]["random_baseline"]
-    return {
-        "masks": [
-            {"label": m.label, "path": m.path, "sparsity": m.sparsity, "weights": int(m.numel.sum()),
-             "matrices": len(m.names), "metadata": {k: v for k, v in m.metadata.items() if k != "per_layer_sparsity"}}
-            for m in masks
-        ],
-        "labels": labels,
-        "jaccard_matrix": matrix,
-        "random_baseline_matrix": baseline,
-        "pairs": pairs,
-        "overlap": nway_overlap(masks),
-        "mismatches": mismatch_lines(masks),
-    }
+        i, j = labels.index(pair.a), labels.index(pair.b)
+        matrix[i][j] = matrix[j][i] = pair.overall.jaccard
+        baseline[i][j] = baseline[j][i] = pair.overall.random_baseline
+    infos = [MaskInfo(m.label, m.path, m.sparsity, int(m.numel.sum()), len(m.names),
+                      {k: v for k, v in m.metadata.items() if k != "per_layer_sparsity"}) for m in masks]
+    return SimilarityResult(infos, labels, matrix, baseline, pairs, nway_overlap(masks), mismatch_lines(masks))
 
 
-def load_and_compare(paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None) -> dict:
+def load_and_compare(paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None) -> SimilarityResult:
     """Check the inputs, load each mask once, compare them all."""
     return compare_masks(load_all(paths, labels))
 
@@ -405,128 +418,3 @@ def load_all(paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None
         labels = unique_labels(paths, [read_mask_metadata(p) for p in paths])
     named = progress_bar(list(zip(paths, labels)), desc="loading masks", unit="mask")
     return [load_packed(p, label) for p, label in named]
-
-
-def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if v is None else (f"{v:.6g}" if isinstance(v, float) else v) for v in row])
-    return buffer.getvalue()
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-_PAIR_COLUMNS = ("jaccard", "random_baseline", "ratio", "intersection", "union", "kept_a", "kept_b", "weights",
-                 "density_a", "density_b")
-
-
-def write_outputs(result: dict, output_dir: str | Path, plots: bool = True) -> list[Path]:
-    """mask_similarity.json, three CSVs and (unless plots=False) the heatmap and per-layer PNGs."""
-    out = Path(output_dir)
-    written = [out / "mask_similarity.json"]
-    write_json(written[0], result)
-    rows = []
-    for pair in result["pairs"]:
-        rows.append([pair["a"], pair["b"], "overall", "all", *(pair["overall"][c] for c in _PAIR_COLUMNS)])
-        for scope, name in (("per_layer", "layer"), ("per_matrix_type", "matrix_type")):
-            for group, stats in pair[scope].items():
-                rows.append([pair["a"], pair["b"], name, group, *(stats[c] for c in _PAIR_COLUMNS)])
-    header = ("mask_a", "mask_b", "scope", "group", *_PAIR_COLUMNS)
-    write_text(out / "mask_similarity_pairs.csv", csv_text(header, rows))
-    overlap = result["overlap"]
-    overlap_rows = []
-    if overlap["overall"]:
-        overlap_rows.append(["overall", "all", *(overlap["overall"][c] for c in _OVERLAP_COLUMNS)])
-    overlap_rows += [["layer", g, *(s[c] for c in _OVERLAP_COLUMNS)] for g, s in overlap["per_layer"].items()]
-    write_text(out / "mask_overlap.csv", csv_text(("scope", "group", *_OVERLAP_COLUMNS), overlap_rows))
-    labels = result["labels"]
-    write_text(out / "jaccard_matrix.csv",
-               csv_text(("mask", *labels), ([label, *row] for label, row in zip(labels, result["jaccard_matrix"]))))
-    written += [out / "mask_similarity_pairs.csv", out / "mask_overlap.csv", out / "jaccard_matrix.csv"]
-    if plots:
-        written += plot_similarity(result, out)
-    return written
-
-
-_OVERLAP_COLUMNS = ("overlap", "random_baseline", "ratio", "kept_in_all", "kept_in_any", "weights")
-
-
-def plot_similarity(result: dict, out: Path) -> list[Path]:
-    from utils.analysis import plots
-
-    labels = result["labels"]
-    subtext = [[None if b is None or i == j else f"rand {b:.2f}" for j, b in enumerate(row)]
-               for i, row in enumerate(result["random_baseline_matrix"])]
-    heatmap = plots.heatmap(
-        result["jaccard_matrix"], labels, labels, out / "jaccard_heatmap.png",
-        "Jaccard similarity of kept weights (overall)\nrand: expected for independent random masks of these sparsities",
-        fmt="{:.3f}", subtext=subtext, cmap="viridis", colorbar_label="Jaccard",
-    )
-    layers: list[str] = sorted({g for p in result["pairs"] for g in p["per_layer"]}, key=layer_sort_key)
-    series = []
-    for pair in result["pairs"]:
-        per = pair["per_layer"]
-        series.append((f"{pair['a']} vs {pair['b']}",
-                       [per[g]["jaccard"] if g in per else None for g in layers],
-                       [per[g]["random_baseline"] if g in per else None for g in layers]))
-    lines = plots.per_layer_lines(layers, series, out / "jaccard_per_layer.png",
-                                  "Jaccard similarity of kept weights per layer (dashed: random masks)")
-    return [heatmap, lines]
-
-
-def format_number(value: Optional[float], digits: int = 3) -> str:
-    """A table cell: the value to `digits` decimals, or '-' when there is none."""
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def format_summary(result: dict) -> str:
-    """A compact text table: one row per pair (overall Jaccard, random baseline, ratio), then the N-way overlap."""
-    width = max([len("pair")] + [len(f"{p['a']} vs {p['b']}") for p in result["pairs"]])
-    lines = [f"{'pair':<{width}}  {'jaccard':>7}  {'random':>6}  {'ratio':>5}  {'weights compared':>16}"]
-    for pair in result["pairs"]:
-        o = pair["overall"]
-        lines.append(f"{pair['a'] + ' vs ' + pair['b']:<{width}}  {format_number(o['jaccard']):>7}  "
-                     f"{format_number(o['random_baseline']):>6}  {format_number(o['ratio'], 2):>5}  {o['weights']:>16,}")
-    overlap = result["overlap"]
-    if overlap["overall"]:
-        o = overlap["overall"]
-        lines.append(f"kept in all {len(overlap['masks'])} / kept in any: {format_number(o['overlap'])} "
-                     f"(random {format_number(o['random_baseline'])}, ratio {format_number(o['ratio'], 2)})")
-        per = overlap["per_layer"]
-        cells = [f"{g} {format_number(s['overlap'], 2)}" for g, s in per.items()]
-        if len(cells) > 1:  # six layers a line
-            for start in range(0, len(cells), 6):
-                lines.append(("  per layer: " if start == 0 else " " * 13) + "  ".join(cells[start: start + 6]))
-    mismatches = result["mismatches"]
-    if mismatches:
-        lines.append(f"{len(mismatches)} mismatch(es) between the masks:")
-        lines += [f"  {line}" for line in mismatches[:MAX_PRINTED_MISMATCHES]]
-        if len(mismatches) > MAX_PRINTED_MISMATCHES:
-            lines.append(f"  ... {len(mismatches) - MAX_PRINTED_MISMATCHES} more in mask_similarity.json")
-    return "\n".join(lines)
-
-
-def print_similarity_summary(mask_paths: Sequence[str | Path], labels: Optional[Sequence[str]] = None,
-                             output_dir: Optional[str | Path] = None, plots: bool = True,
-                             args: Optional[SimilarityArguments] = None, clear_output_dir: bool = False) -> dict:
-    """Compare the masks, print the summary table, write files if asked; with `args.by == 'head'` also the
-    per-head analysis (utils/analysis/head_similarity.py) under result['by_head']."""
-    root = prepare_analysis_dir(output_dir, "mask_similarity", clear_output_dir) if output_dir is not None else None
-    masks = load_all(mask_paths, labels)
-    result = compare_masks(masks)
-    print(f"\nmask similarity ({len(result['labels'])} masks)")
-    print(format_summary(result))
-    written = write_outputs(result, root, plots=plots) if root is not None else []
-    if args is not None and args.by == "head":
-        from utils.analysis.head_similarity import run_head_analysis
-
-        result["by_head"], head_files = run_head_analysis(masks, args, root, plots)
-        written += head_files
-    if root is not None:
-        remove_unwritten(root, ANALYSIS_OUTPUTS["mask_similarity"], written)
-        print(f"written to {output_dir}")
-    return result

@@ -5,6 +5,7 @@ shape; True means the weight is kept. On disk the keys carry a `_mask` suffix, a
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 import re
@@ -18,7 +19,7 @@ import torch
 
 from utils.core.families import placement
 from utils.infra.errors import UserError, first_line
-from utils.infra.io import read_json, save_tensors, sha256_file, write_json
+from utils.infra.io import read_json, sha256_file, tensor_bytes, write_bytes, write_json
 
 MASK_SUFFIX = "_mask"
 PACKED_FORMAT = "packed-bits-v1"
@@ -171,8 +172,6 @@ class Mask(Mapping):
 
     def checksum(self) -> str:
         """A content hash, equal across processes and file formats, to prove ranks hold the same mask."""
-        import hashlib
-
         digest = hashlib.sha256()
         for name, tensor in self.items():
             digest.update(name.encode())
@@ -230,7 +229,8 @@ class Mask(Mapping):
 
     # -- files ---------------------------------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict | None = None, packed: bool = False) -> None:
-        """Write `path` (.pt) atomically, then `path` with .json: the metadata plus the file's sha256."""
+        """Write `path` with .json (the metadata plus the .pt's sha256), then `path` (.pt), both atomically: the .pt
+        comes last, so a mask file never stands without its metadata (a study takes it as complete)."""
         path = Path(path)
         if packed:
             payload: dict = {
@@ -242,16 +242,17 @@ class Mask(Mapping):
             }
         else:
             payload = OrderedDict((n + MASK_SUFFIX, t.cpu().contiguous()) for n, t in self.items())
-        save_tensors(path, payload)
+        data = tensor_bytes(payload)
         info = dict(metadata or {})
         info.update(
             sparsity=self.sparsity,
             num_weights=self.num_weights,
             num_kept=self.num_kept,
             file_format=PACKED_FORMAT if packed else "bool",
-            sha256=sha256_file(path),
+            sha256=hashlib.sha256(data).hexdigest(),
         )
         write_json(metadata_path(path), info)
+        write_bytes(path, data)
 
     @classmethod
     def load(cls, path: str | Path) -> "Mask":

@@ -38,14 +38,19 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def save_tensors(path: str | os.PathLike, obj: Any) -> None:
-    """torch.save, atomically, with the same bytes for the same tensors: torch.save names the records inside its
-    zip archive after the file it writes to, so saving to a temporary file would embed that random name."""
+def tensor_bytes(obj: Any) -> bytes:
+    """What torch.save writes, the same bytes for the same tensors: torch.save names the records inside its zip
+    archive after the file it writes to, so saving to a temporary file would embed that random name."""
     import torch
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_tensors(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save, atomically, byte-identical for identical tensors (tensor_bytes)."""
+    write_bytes(path, tensor_bytes(obj))
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

@@ -28,9 +28,9 @@ from .plan import TASK_KINDS, Run, Study
 # The analysis scripts' argument classes, as each script parses them (module, class names).
 ANALYSIS_ARGUMENTS = {
     "mask_ops.py": ("utils.analysis.mask_ops", ("MaskOpsArguments",)),
-    "mask_similarity.py": ("utils.analysis.similarity", ("SimilarityArguments",)),
+    "mask_similarity.py": ("utils.analysis.tools", ("SimilarityArguments",)),
     "sentence_retrieval.py": ("utils.analysis.retrieval", ("ModelArguments", "RetrievalArguments")),
-    "summarize_results.py": ("utils.analysis.results", ("SummaryArguments",)),
+    "summarize_results.py": ("utils.analysis.tools", ("SummaryArguments",)),
 }
 IDENTITY = ("output_dir", "seed", "data_language", "mask_dir")
 ANALYSIS_KEYS = {"consensus": "consensus", "similarity": "similarity", "retrieval": "retrieval",

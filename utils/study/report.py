@@ -9,14 +9,19 @@ from __future__ import annotations
 import html
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
+from utils.analysis.results import ImpSummary, Summary
+from utils.analysis.similarity import PairComparison, SimilarityResult
+from utils.analysis.similarity_writers import SIMILARITY_FILE, read_similarity
+from utils.analysis.summary_writers import SUMMARY_FILE, read_summary, transfer_rows
+from utils.analysis.writers import METRIC_DIGITS, csv_text, format_number, format_percent, text_table, write_text
 from utils.infra.io import read_json, write_json
-from utils.analysis.results import format_metric as _f, pct
-from utils.analysis.similarity import csv_text, write_text
 from .plan import Study
+
+T = TypeVar("T")
 
 
 def _table(name: str, title: str, guide: str, header: list[str], rows: list[list[Any]]) -> dict:
@@ -27,10 +32,11 @@ def _section(title: str, text: str = "", tables: Optional[list] = None, figures:
     return {"title": title, "text": text, "tables": tables or [], "figures": figures or []}
 
 
-def _read(path: Path) -> Optional[dict]:
+def _read(path: Path, reader: Callable[[Path], T] = read_json) -> Optional[T]:
+    """An analysis' JSON (typed by `reader`), or None when it is missing or unreadable."""
     try:
-        return read_json(path) if path.is_file() else None
-    except ValueError:
+        return reader(path) if path.is_file() else None
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -48,68 +54,62 @@ def _figure(source: Path, out: Path, name: str, caption: str) -> Optional[tuple[
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def tickets_section(summary: dict, out: Path) -> dict:
+def tickets_section(summary: Summary, out: Path) -> dict:
     """Table 2 style: the dense model, the winning ticket and a random mask at the transfer sparsities."""
     randoms: dict[tuple[str, str, float], float] = {}
-    sparsities: set[float] = set()
-    for m in summary["transfer"]:
-        for cell in m["cells"]:
-            if cell["source"] == "random":
-                randoms[(cell["target"], m["metric"], m["sparsity"])] = cell["value"]
-                sparsities.add(m["sparsity"])
-    columns = sorted(sparsities)
-    rows = []
-    for g in summary["imp"]:
-        ticket = g["winning_ticket"]
-        full = _f(g["dense_mean"]) + (f" ± {_f(g['dense_std'])}" if g["dense_std"] is not None else "")
-        target = f"{g['task']}/{g['languages']}"
-        rows.append([g["label"], g["metric"], len(g["runs"]), full, _f(g["epsilon"]),
-                     f"{_f(ticket['metric'])} ({pct(ticket['sparsity'])})" if ticket else "-",
-                     *(_f(randoms.get((target, g["metric"], s))) for s in columns)])
+    for m in summary.transfer:
+        for cell in m.cells:
+            if cell.source == "random":
+                randoms[(cell.target, m.metric, m.sparsity)] = cell.value
+    columns = sorted({sparsity for _, _, sparsity in randoms})
+    rows = [_ticket_row(g, [randoms.get((g.target, g.metric, s)) for s in columns]) for g in summary.imp]
     table = _table("imp_tickets", "Winning tickets (paper Table 2 style)",
                    "full = dense model (IMP round 0, mean ± std over seeds); ticket = metric at the highest sparsity "
                    "whose mean is within epsilon (1 std of full) of full; random @p = a random mask at sparsity p "
                    "fine-tuned (the paper puts it at the ticket's sparsity); perplexity: lower is better, else higher.",
                    ["task/language", "metric", "seeds", "full", "epsilon", "ticket (sparsity)",
-                    *(f"random @{pct(s)}" for s in columns)], rows)
-    points = sorted({c["sparsity"] for g in summary["imp"] for c in g["curve"]})
-    curve_rows = [[g["label"], *(_f(next((c["mean"] for c in g["curve"] if c["sparsity"] == s), None))
-                                 for s in points)] for g in summary["imp"]]
+                    *(f"random @{format_percent(s)}" for s in columns)], rows)
+    points = sorted({c.sparsity for g in summary.imp for c in g.curve})
+    curve_rows = [[g.label, *(format_number(g.mean_at(s), METRIC_DIGITS) for s in points)] for g in summary.imp]
     curve_table = _table("imp_curves", "IMP curves (mean over seeds)",
                          "the metric after each IMP round's training, by the sparsity it trained at "
                          "(std per point: summary/imp_curves.csv).",
-                         ["task/language", *(pct(s) for s in points)], curve_rows)
+                         ["task/language", *(format_percent(s) for s in points)], curve_rows)
     figures = [_figure(p, out, p.name, f"IMP curves ({p.stem[len('imp_curves_'):]}); star: winning ticket")
                for p in sorted((out / "summary").glob("imp_curves_*.png"))]
     return _section("IMP and winning tickets", tables=[table, curve_table], figures=figures)
 
 
-def transfer_section(summary: dict, out: Path) -> dict:
+def _ticket_row(g: ImpSummary, randoms: list[Optional[float]]) -> list:
+    ticket = g.winning_ticket
+    full = format_number(g.dense_mean, METRIC_DIGITS)
+    if g.dense_std is not None:
+        full += f" ± {format_number(g.dense_std, METRIC_DIGITS)}"
+    return [g.label, g.metric, len(g.runs), full, format_number(g.epsilon, METRIC_DIGITS),
+            f"{format_number(ticket.metric, METRIC_DIGITS)} ({format_percent(ticket.sparsity)})" if ticket else "-",
+            *(format_number(value, METRIC_DIGITS) for value in randoms)]
+
+
+def transfer_section(summary: Summary, out: Path) -> dict:
     """Fig. 5/6 style: source mask x target language at each sparsity, the mean relative drop, cross-task rows."""
     tables, figures, drops, cross = [], [], [], {}
-    for m in summary["transfer"]:
-        index = {(c["source"], c["target"]): c for c in m["cells"]}
-        rows = []
-        for s in m["sources"]:
-            drop = m["mean_relative_drop"][s]["mean_relative_drop"]
-            rows.append([s, *(_f(index[(s, t)]["value"]) if (s, t) in index else "-" for t in m["targets"]),
-                         "-" if drop is None else f"{100 * drop:+.2f}%"])
-            if drop is not None:
-                drops.append([m["label"], pct(m["sparsity"]), s, f"{100 * drop:+.2f}%", m["mean_relative_drop"][s]["targets"]])
-        if m["dense"]:
-            rows.append(["dense", *(_f(m["dense"][t]["value"]) if t in m["dense"] else "-" for t in m["targets"]), ""])
-        better = "higher" if m["greater_is_better"] else "lower"
-        tables.append(_table(f"transfer_{m['label']}_{pct(m['sparsity'])[:-1]}".replace("/", "_").replace(" ", "_"),
-                             f"Transfer at {pct(m['sparsity'])}: {m['label']} {m['metric']}",
+    for m in summary.transfer:
+        percent = format_percent(m.sparsity)
+        for s in m.sources:
+            drop = m.mean_relative_drop[s]
+            if drop.mean_relative_drop is not None:
+                drops.append([m.label, percent, s, f"{100 * drop.mean_relative_drop:+.2f}%", drop.targets])
+        better = "higher" if m.greater_is_better else "lower"
+        tables.append(_table(f"transfer_{m.label}_{percent[:-1]}".replace("/", "_").replace(" ", "_"),
+                             f"Transfer at {percent}: {m.label} {m.metric}",
                              f"row = whose mask (task/language), column = the language it was fine-tuned and "
                              f"evaluated on; {better} is better; mean rel. = mean over other targets t of "
                              "(a(s,t) - a(t,t)) / a(t,t), a(t,t) = the target's own ticket.",
-                             ["mask \\ target", *m["targets"], "mean rel."], rows))
-        for c in m["cells"]:
-            source_task = c["source"].split("/")[0]
-            if "/" in c["source"] and source_task != c["target"].split("/")[0] and c["diff_vs_own"] is not None:
-                key = (f"{source_task} -> {c['target'].split('/')[0]}", pct(m["sparsity"]), m["metric"])
-                cross.setdefault(key, []).append(c["diff_vs_own"])
+                             ["mask \\ target", *m.targets, "mean rel."], transfer_rows(m)))
+        for c in m.cells:
+            source_task, target_task = c.source.split("/")[0], c.target.split("/")[0]
+            if "/" in c.source and source_task != target_task and c.diff_vs_own is not None:
+                cross.setdefault((f"{source_task} -> {target_task}", percent, m.metric), []).append(c.diff_vs_own)
     if drops:
         tables.append(_table("transfer_mean_relative_drop", "Mean relative drop per source mask (paper Fig. 6)",
                              "how much worse (negative) or better a language's ticket does on the other languages "
@@ -126,9 +126,8 @@ def transfer_section(summary: dict, out: Path) -> dict:
     return _section("Transfer of tickets across languages (and tasks)", tables=tables, figures=figures)
 
 
-def _pair_kind(result: dict, pair: dict) -> str:
-    meta = {m["label"]: m.get("metadata", {}) for m in result["masks"]}
-    a, b = meta.get(pair["a"], {}), meta.get(pair["b"], {})
+def _pair_kind(result: SimilarityResult, pair: PairComparison) -> str:
+    a, b = result.metadata_of(pair.a), result.metadata_of(pair.b)
     if a.get("task") != b.get("task"):
         return "other task"
     seed = "same seed" if a.get("seed") == b.get("seed") else "other seed"
@@ -139,27 +138,27 @@ def similarity_section(study: Study, out: Path) -> dict:
     """Fig. 3/4 style: the Jaccard matrix of one seed's tickets, and per-layer Jaccard by kind of pair."""
     tables, figures = [], []
     for run in (r for r in study.runs.values() if r.kind == "similarity"):
-        result = _read(run.run_dir / "mask_similarity.json")
+        result = _read(run.run_dir / SIMILARITY_FILE, read_similarity)
         if result is None:
             continue
         slug = run.id.removeprefix("similarity/").replace("/", "_").replace("+", "-")
         if run.id.endswith(f"/s{study.seeds[0]}"):
-            labels = result["labels"]
-            rows = [[label, *(_f(v, 3) for v in row)] for label, row in zip(labels, result["jaccard_matrix"])]
-            baseline = result["random_baseline_matrix"][0][1] if len(labels) > 1 else None
+            labels = result.labels
+            rows = [[label, *(format_number(v) for v in row)] for label, row in zip(labels, result.jaccard_matrix)]
+            baseline = result.random_baseline_matrix[0][1] if len(labels) > 1 else None
             tables.append(_table(f"jaccard_{slug}", f"Jaccard similarity of tickets: {run.id}",
                                  f"share of kept weights two tickets have in common (1 = identical); independent "
-                                 f"random masks would give {_f(baseline, 3)}.", ["mask", *labels], rows))
+                                 f"random masks would give {format_number(baseline)}.", ["mask", *labels], rows))
         by_kind: dict[str, dict[str, list[float]]] = {}
         random: dict[str, list[float]] = {}
-        for pair in result["pairs"]:
-            for layer, stats in pair["per_layer"].items():
-                by_kind.setdefault(_pair_kind(result, pair), {}).setdefault(layer, []).append(stats["jaccard"])
-                random.setdefault(layer, []).append(stats["random_baseline"])
+        for pair in result.pairs:
+            for layer, stats in pair.per_layer.items():
+                by_kind.setdefault(_pair_kind(result, pair), {}).setdefault(layer, []).append(stats.jaccard)
+                random.setdefault(layer, []).append(stats.random_baseline)
         kinds = sorted(by_kind)
         layers = list(next(iter(by_kind.values())).keys()) if by_kind else []
-        rows = [[layer, *(_f(np.mean(by_kind[k][layer]), 3) if layer in by_kind[k] else "-" for k in kinds),
-                 _f(np.mean(random[layer]), 3)] for layer in layers]
+        rows = [[layer, *(format_number(np.mean(by_kind[k][layer])) if layer in by_kind[k] else "-" for k in kinds),
+                 format_number(np.mean(random[layer]))] for layer in layers]
         tables.append(_table(f"jaccard_per_layer_{slug}", f"Per-layer Jaccard: {run.id}",
                              "mean Jaccard per layer over the pairs of each kind, beside independent random masks; "
                              "the paper finds NER > XNLI > MLM and (NER, XNLI) rising with depth.",
@@ -178,14 +177,14 @@ def similarity_section(study: Study, out: Path) -> dict:
     return _section("Similarity of the tickets (paper Fig. 3/4)", tables=tables, figures=figures)
 
 
-def zero_shot_section(summary: dict, out: Path) -> dict:
+def zero_shot_section(summary: Summary, out: Path) -> dict:
     tables = []
-    for z in summary["zero_shot"]:
-        rows = [[r["label"], *(_f(r["values"].get(lang)) for lang in z["languages"])] for r in z["rows"]]
-        tables.append(_table(f"zero_shot_{z['task']}", f"Zero-shot evaluation: {z['task']} {z['metric']}",
+    for z in summary.zero_shot:
+        rows = [[r.label, *(format_number(r.values.get(lang), METRIC_DIGITS) for lang in z.languages)] for r in z.rows]
+        tables.append(_table(f"zero_shot_{z.task}", f"Zero-shot evaluation: {z.task} {z.metric}",
                              "row = mask -> the language it was fine-tuned on @ sparsity; columns = every evaluation "
                              "language (the training language included).",
-                             ["mask -> trained on", *z["languages"]], rows))
+                             ["mask -> trained on", *z.languages], rows))
     figures = [_figure(p, out, p.name, f"zero-shot {p.stem[len('zero_shot_'):]}")
                for p in sorted((out / "summary").glob("zero_shot_*.png"))]
     return _section("Zero-shot evaluation", tables=tables, figures=figures)
@@ -205,7 +204,7 @@ def retrieval_section(study: Study, out: Path) -> dict:
     tables, figures = [], []
     for pair, entries in sorted(by_pair.items()):
         layers = [row["layer"] for row in entries[0][1]["layers"]]
-        rows = [[layer, *(_f(next((r["accuracy"] for r in result["layers"] if r["layer"] == layer), None), 3)
+        rows = [[layer, *(format_number(next((r["accuracy"] for r in result["layers"] if r["layer"] == layer), None))
                           for _, result in entries)] for layer in layers]
         src, tgt = pair.split("-")
         tables.append(_table(f"retrieval_{pair}", f"Sentence retrieval {src} -> {tgt} per layer (paper Fig. 7)",
@@ -277,12 +276,6 @@ def to_html(title: str, sections: list[dict]) -> str:
     return "\n".join(parts + ["</body></html>"])
 
 
-def text_table(header: list, rows: list[list]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    return "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
-                               enumerate(zip(row, widths))) for row in [header, *rows])
-
-
 KEY_TABLES = ("imp_tickets", "transfer_", "cross_task", "jaccard_")
 
 
@@ -308,7 +301,7 @@ def _remove_stale(out: Path, written: set[str]) -> None:
 def write_report(study: Study, outcomes: dict) -> list[dict]:
     """Write the report from whatever analyses completed; returns its sections."""
     out = study.study_dir
-    summary = _read(out / "summary" / "results_summary.json")
+    summary = _read(out / "summary" / SUMMARY_FILE, read_summary)
     sections = [status_section(outcomes)]
     if summary is not None:
         sections += [tickets_section(summary, out), transfer_section(summary, out), zero_shot_section(summary, out)]

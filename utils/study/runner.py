@@ -13,7 +13,7 @@ from utils.infra.io import write_json
 from .checks import check_study
 from .execute import Outcome, execute, make_executor
 from .lock import StudyLock
-from .report import text_table
+from utils.analysis.writers import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
 from .state import Decision, decide
 
