@@ -1,9 +1,14 @@
-"""Build tiny local stand-ins for mBERT and mT5 so the demo and the tests run offline in seconds.
+"""Build tiny local stand-ins for mBERT, mT5 and decoder LLMs so the demo and the tests run offline in seconds.
 
     python scripts/build_tiny_models.py [--output_dir tiny_models] [--seed 0] [--force]
 
-writes `<output_dir>/mbert-tiny/` (in place of `bert-base-multilingual-cased`) and `<output_dir>/mt5-tiny/`
-(in place of `google/mt5-base`). Each loads with `AutoTokenizer`/`AutoConfig`/`AutoModel*.from_pretrained(dir)`
+writes `<output_dir>/mbert-tiny/` (in place of `bert-base-multilingual-cased`), `<output_dir>/mt5-tiny/`
+(in place of `google/mt5-base`) and the causal LMs `llama-tiny` (grouped-query attention: 4 query heads, 2
+key/value heads), `qwen2-tiny`, `gemma3-tiny` (one key/value head) and `gpt2-tiny` (Conv1D projections), whose
+tokenizers work offline: WordPiece over the same text with `<s>` before every text (as Llama's tokenizer puts it),
+except qwen2-tiny's, a byte-level Qwen2Tokenizer (256 bytes, no merges), since transformers always loads a Qwen2
+checkpoint's tokenizer as that class.
+Each loads with `AutoTokenizer`/`AutoConfig`/`AutoModel*.from_pretrained(dir)`
 and no network. The tokenizers are trained on every text file under the repo's `data/` plus a small built-in
 multilingual text, so every language of the experiments has real sub-words rather than `<unk>`. The same inputs
 and seed give byte-identical files.
@@ -32,6 +37,7 @@ TARGET_VOCAB_SIZE = 5000
 MODEL_MAX_LENGTH = 512
 MT5_EXTRA_IDS = 100
 BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+DECODER_SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]
 # JSON keys whose strings are natural-language text (NER tokens, XNLI pairs, MLM corpora, parallel sentences).
 TEXT_FIELDS = frozenset({"tokens", "premise", "hypothesis", "text", "sentence", "source", "target", "translation"})
 # Files that must all exist for a built model folder to count as complete.
@@ -390,6 +396,83 @@ def build_mt5(texts: list[str], seed: int, out_dir: Path) -> tuple[int, int]:
     return len(tokenizer), build_mt5_model(tokenizer, seed, out_dir)
 
 
+# -- decoder LLMs ---------------------------------------------------------------------------------------------------
+
+# Each tiny decoder: its transformers config class, its tokenizer ("wordpiece" or "bytes") and the shape values
+# (vocabulary and special ids are added).
+DECODER_SHAPES: dict[str, tuple[str, str, dict]] = {
+    "llama-tiny": ("LlamaConfig", "wordpiece", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                       tie_word_embeddings=False)),
+    "qwen2-tiny": ("Qwen2Config", "bytes", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                                       tie_word_embeddings=True)),
+    "gemma3-tiny": ("Gemma3TextConfig", "wordpiece", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                                             max_position_embeddings=512, sliding_window=32,
+                                             tie_word_embeddings=True)),
+    "gpt2-tiny": ("GPT2Config", "wordpiece", dict(n_embd=64, n_inner=128, n_layer=2, n_head=4, n_positions=512,
+                                     tie_word_embeddings=True)),
+}
+
+
+def build_decoder_tokenizer(texts: list[str], out_dir: Path):
+    """Save a fast WordPiece tokenizer for the causal LMs (the deterministic vocab of mbert-tiny, with <pad>,
+    <unk>, <s>, </s> in place of BERT's specials; <s> goes before every text) and return it."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    learnt = list(train_wordpiece(texts, TARGET_VOCAB_SIZE))[len(BERT_SPECIAL_TOKENS):]
+    vocab = {token: index for index, token in enumerate(DECODER_SPECIAL_TOKENS + learnt)}
+    core = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    core.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                                 lowercase=False)
+    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    core.decoder = decoders.WordPiece()
+    core.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                        special_tokens=[("<s>", vocab["<s>"])])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                        pad_token="<pad>", model_max_length=MODEL_MAX_LENGTH)
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def build_byte_tokenizer(out_dir: Path):
+    """Save a byte-level Qwen2Tokenizer (the 256 bytes in GPT-2's byte-to-unicode order, no merges) and return it."""
+    from transformers import Qwen2Tokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    characters = bytes_to_unicode()
+    vocab = {characters[byte]: byte for byte in range(256)}
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, eos_token="<|endoftext|>",
+                               pad_token="<|endoftext|>", model_max_length=MODEL_MAX_LENGTH)
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def build_decoder_model(name: str, tokenizer, seed: int, out_dir: Path) -> int:
+    """Save a seeded random causal LM of the shape DECODER_SHAPES[name]; return #params."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    class_name, _, shape = DECODER_SHAPES[name]
+    config = getattr(transformers, class_name)(
+        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, **shape)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(out_dir)
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_decoder(name: str, texts: list[str], seed: int, out_dir: Path) -> tuple[int, int]:
+    """Tokenizer and model for one tiny decoder; returns (vocab size, #params)."""
+    kind = DECODER_SHAPES[name][1]
+    tokenizer = build_byte_tokenizer(out_dir) if kind == "bytes" else build_decoder_tokenizer(texts, out_dir)
+    return len(tokenizer), build_decoder_model(name, tokenizer, seed, out_dir)
+
+
 def is_complete(model_dir: Path) -> bool:
     """A folder counts as built only if every file a loader needs is there (it is renamed into place last)."""
     return all((model_dir / name).is_file() for name in REQUIRED_FILES)
@@ -429,12 +512,19 @@ def build_atomically(
     print(f"{final_dir}: vocab {vocab_size}, {n_params:,} parameters, {megabytes:.1f} MB, {seconds:.1f} s")
 
 
+def model_names() -> list[str]:
+    """Every folder build_all writes."""
+    return [MBERT_NAME, MT5_NAME, *DECODER_SHAPES]
+
+
 def build_all(output_dir: Path, seed: int = 0, force: bool = False, data_dir: Path = DEFAULT_DATA_DIR) -> None:
-    """Build both tiny models under output_dir (each skipped if already complete unless force)."""
-    needed = force or not all(is_complete(output_dir / name) for name in (MBERT_NAME, MT5_NAME))
+    """Build every tiny model under output_dir (each skipped if already complete unless force)."""
+    needed = force or not all(is_complete(output_dir / name) for name in model_names())
     texts = collect_texts(data_dir) if needed else []
     build_atomically(MBERT_NAME, output_dir, lambda d: build_mbert(texts, seed, d), force)
     build_atomically(MT5_NAME, output_dir, lambda d: build_mt5(texts, seed, d), force)
+    for name in DECODER_SHAPES:
+        build_atomically(name, output_dir, lambda d, name=name: build_decoder(name, texts, seed, d), force)
 
 
 def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:

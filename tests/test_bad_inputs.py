@@ -32,7 +32,7 @@ def xnli(models, out, *extra):
 
 
 def mlm(models, out, *extra):
-    return ["LT_pretrain.py", "--model_name_or_path", str(models / "mbert-tiny"), "--output_dir", str(out),
+    return ["LT_pretrain.py", "--mlm", "--model_name_or_path", str(models / "mbert-tiny"), "--output_dir", str(out),
             "--do_train", "--do_eval", "--train_file", "data/mlm/{lang}.train.json", "--validation_file",
             "data/mlm/{lang}.valid.json", "--save_steps", "2", "--use_cpu", *extra]
 

@@ -213,7 +213,7 @@ def test_random_weights_train_and_differ_from_the_checkpoint(run_script, mlm_arg
 
 
 @pytest.mark.parametrize("flags, message", [
-    (("--mlm", "false"), "--mlm false: masked language modelling is the only objective of these scripts"),
+    (("--mlm", "false"), "without --mlm these scripts train a causal LM, and "),
     (("--val_data_ratio", "1.5"), "--val_data_ratio must be a fraction in (0, 1), got 1.5"),
     (("--block_size", "2"), "--block_size 2 leaves no room for text"),
     (("--block_size", "4096"), "--block_size 4096 exceeds the model's 512 positions"),

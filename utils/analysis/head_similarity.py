@@ -5,13 +5,19 @@
   value matrices (the head's own projections) and the same columns of the attention-output matrix (what it writes
   back to the residual stream): 4 * d * hidden weights. mT5: the q, k, v rows and o columns of each SelfAttention,
   and of each EncDecAttention (the block 'decoder.i cross').
+- Decoder LLMs (the families of utils/core/families.py): head h is its q_proj rows and o_proj columns plus the
+  k_proj/v_proj rows of its key/value head. With grouped-query attention (num_key_value_heads KV < H), key/value
+  head g serves query heads g*H/KV .. (g+1)*H/KV - 1, so its weights count in each head of that group. Fused
+  matrices are split as the family stores them: GPT-2's c_attn (Conv1D, (in, out): columns q | k | v) and Phi-3's
+  qkv_proj contiguously, BLOOM's and GPT-NeoX's query_key_value per head [q, k, v].
 - The FFN block of a layer: its whole feed-forward sublayer (BERT: intermediate and output; mT5: wi or wi_0/wi_1,
-  and wo), one cell per layer beside the heads.
+  and wo; decoders: gate, up and down), one cell per layer beside the heads.
 - Language-specific weights of mask i: kept by i and by no other mask, as a share of i's kept weights, per layer
   and per matrix type; for independent random masks it is prod over j != i of (1 - p_j), the densities p of the
   group, which every figure carries as its random baseline.
 
-H comes from --num_heads, else from the config of --model_name_or_path or of the model the masks' metadata name.
+H comes from --num_heads, else from the config of --model_name_or_path or of the model the masks' metadata name;
+KV from that config's num_key_value_heads when there is one, else KV = H.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import numpy as np
 
 from utils.infra.errors import UserError, first_line
 from utils.infra.io import write_json
+from utils.core.families import placement
 from utils.core.masks import common_model, layer_of, layer_sort_key, matrix_type
 from utils.analysis.similarity import PackedMask, common_layout, csv_text, format_number, pair_stats, write_text
 
@@ -32,6 +39,9 @@ FFN = "FFN"
 
 def unit_of(name: str) -> Optional[tuple[str, str, int]]:
     """(block, 'attention' or 'ffn', the axis that indexes heads or neurons) of a prunable matrix; None (pooler)."""
+    found = placement(name)
+    if found:
+        return layer_of(name), found.role.unit, found.role.head_axis
     kind, layer = matrix_type(name), layer_of(name)
     bert = {"query": 0, "key": 0, "value": 0, "attention_output": 1}
     if kind in bert:
@@ -45,6 +55,49 @@ def unit_of(name: str) -> Optional[tuple[str, str, int]]:
     if sublayer == "ffn":
         return layer, "ffn", 1 if weight == "wo" else 0
     return (layer if sublayer == "self_attn" else f"{layer} cross"), "attention", 1 if weight == "o" else 0
+
+
+def head_layout(name: str) -> str:
+    """How the head axis of a matrix splits: 'kv' (key/value heads), 'qkv' (fused q|k|v), 'qkv_interleaved' (fused
+    per head [q, k, v]) or 'plain' (H equal slices: BERT, T5, q, o)."""
+    found = placement(name)
+    heads = found.role.heads if found else None
+    return heads if heads in ("kv", "qkv", "qkv_interleaved") else "plain"
+
+
+def head_counts(bits: np.ndarray, axis: int, layout: str, heads: int, kv_heads: int) -> np.ndarray:
+    """Counts of True per query head (`heads` entries) of a 2-d bool attention matrix; a key/value head's count
+    goes to every query head of its group. Raises ValueError when the axis does not split."""
+    if heads % kv_heads:
+        raise ValueError(f"{heads} query heads do not split into {kv_heads} key/value groups")
+    group = heads // kv_heads
+    if layout == "plain":
+        return per_unit(bits, axis, heads)
+    if layout == "kv":
+        return np.repeat(per_unit(bits, axis, kv_heads), group)
+    if layout == "qkv_interleaved":
+        return per_unit(bits, axis, heads)
+    slices = heads + 2 * kv_heads  # qkv: q | k | v, contiguous
+    size = bits.shape[axis]
+    if size % slices:
+        raise ValueError(f"{size} cannot be split into {heads} query and 2 x {kv_heads} key/value heads")
+    parts = per_unit(bits, axis, slices)
+    q, k, v = parts[:heads], parts[heads:heads + kv_heads], parts[heads + kv_heads:]
+    return q + np.repeat(k + v, group)
+
+
+def resolve_kv_heads(masks: Sequence[PackedMask], heads: int, model: Optional[str]) -> int:
+    """Key/value heads per attention block: num_key_value_heads of the model's config, else `heads`."""
+    model = model or common_model(m.path for m in masks if m.path)
+    if not model:
+        return heads
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except (OSError, ValueError):
+        return heads
+    return int(getattr(config, "num_key_value_heads", None) or heads)
 
 
 def block_sort_key(block: str) -> tuple:
@@ -82,9 +135,10 @@ def per_unit(bits: np.ndarray, axis: int, units: int) -> np.ndarray:
     return bits.reshape(bits.shape[0], units, -1).sum(axis=(0, 2))
 
 
-def head_analysis(masks: Sequence[PackedMask], heads: int) -> dict:
+def head_analysis(masks: Sequence[PackedMask], heads: int, kv_heads: Optional[int] = None) -> dict:
     """Jaccard per (block, head or FFN) for every pair, and every mask's language-specific share per layer and
     matrix type, over the matrices all masks hold (see the module docstring)."""
+    kv_heads = kv_heads or heads
     n = len(masks)
     kept: dict[tuple[str, str], np.ndarray] = {}  # (block, unit) -> [n] kept counts
     size: dict[tuple[str, str], int] = {}
@@ -104,16 +158,27 @@ def head_analysis(masks: Sequence[PackedMask], heads: int) -> dict:
             continue
         block, kind, axis = unit
         units = heads if kind == "attention" else 1
-        if bits.shape[1 + axis] % units:
+        layout = head_layout(name) if kind == "attention" else "plain"
+        group_heads = kv_heads if layout != "plain" else units
+        split = {"plain": units, "kv": group_heads, "qkv_interleaved": units}.get(layout)
+        if split and bits.shape[1 + axis] % split:
             raise UserError(f"{name}: {bits.shape[1 + axis]} {'rows' if axis == 0 else 'columns'} cannot be split "
-                            f"into {units} heads; is --num_heads right?")
+                            f"into {split} heads; is --num_heads right?")
+
+        def count(matrix: np.ndarray) -> np.ndarray:
+            try:
+                return head_counts(matrix, axis, layout, units, group_heads)
+            except ValueError as error:
+                raise UserError(f"{name}: {error}; is --num_heads right?") from None
+
         labels = [f"head {h}" for h in range(units)] if kind == "attention" else [FFN]
-        counts = np.stack([per_unit(b, axis, units) for b in bits])  # [n, units]
+        counts = np.stack([count(b) for b in bits])  # [n, units]
+        sizes = count(np.ones(bits.shape[1:], dtype=bool))
         for u, label in enumerate(labels):
             kept[(block, label)] = kept.get((block, label), np.zeros(n, np.int64)) + counts[:, u]
-            size[(block, label)] = size.get((block, label), 0) + bits[0].size // units
+            size[(block, label)] = size.get((block, label), 0) + int(sizes[u])
         for i, j in combinations(range(n), 2):
-            both = per_unit(bits[i] & bits[j], axis, units)
+            both = count(bits[i] & bits[j])
             for u, label in enumerate(labels):
                 inter[(i, j, block, label)] = inter.get((i, j, block, label), 0) + int(both[u])
     if not kept:
@@ -247,7 +312,8 @@ def run_head_analysis(masks: Sequence[PackedMask], args, output_dir: Optional[st
                       plots: bool) -> tuple[dict, list[Path]]:
     """mask_similarity.py --by head: compute, print, write; returns the result and the files written."""
     heads, heads_from = resolve_num_heads(masks, args.num_heads, args.model_name_or_path)
-    result = {"heads_from": heads_from, **head_analysis(masks, heads)}
+    kv_heads = resolve_kv_heads(masks, heads, args.model_name_or_path)
+    result = {"heads_from": heads_from, "num_key_value_heads": kv_heads, **head_analysis(masks, heads, kv_heads)}
     print(format_head_summary(result, heads_from))
     written = write_head_outputs(result, Path(output_dir), plots) if output_dir is not None else []
     return result, written

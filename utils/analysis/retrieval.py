@@ -359,6 +359,8 @@ def load_pairs_and_model(model_args, args: ParallelEmbeddingArguments,
     data = load_pairs(args)
     prepare_analysis_dir(args.output_dir, kind, args.clear_output_dir)
     tokenizer = load_tokenizer(model_args)
+    if tokenizer.pad_token is None:  # decoder tokenizers (Llama, GPT-2) have none; padding is masked out anyway
+        tokenizer.pad_token = tokenizer.eos_token
     check_room_for_text(tokenizer, args.max_seq_length, "--max_seq_length")
     model = load_model(AutoModel, model_args)
     model.to("cuda" if torch.cuda.is_available() else "cpu")

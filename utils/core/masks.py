@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
+from utils.core.families import placement
 from utils.infra.errors import UserError, first_line
 from utils.infra.io import read_json, save_tensors, sha256_file, write_json
 
@@ -39,12 +40,19 @@ _T5_SUBLAYERS = {"SelfAttention": "self_attn", "EncDecAttention": "cross_attn", 
 
 
 def stack_of(name: str) -> str:
-    """'decoder' for weights of an encoder-decoder's decoder, else 'encoder' (BERT's pooler counts as encoder)."""
+    """'decoder' for weights of an encoder-decoder's decoder or of a decoder-only LM (utils.core.families), else
+    'encoder' (BERT's pooler counts as encoder)."""
+    found = placement(name)
+    if found:
+        return found.stack
     return "decoder" if name.startswith("decoder.") or ".decoder." in name else "encoder"
 
 
 def layer_of(name: str) -> str:
     """'encoder.3', 'decoder.0' or 'pooler': the transformer layer a weight belongs to."""
+    found = placement(name)
+    if found:
+        return f"{found.stack}.{found.layer}"
     parts = name.split(".")
     if "pooler" in parts:
         return "pooler"
@@ -57,7 +65,11 @@ def layer_of(name: str) -> str:
 
 
 def matrix_type(name: str) -> str:
-    """The role of a weight matrix: 'query', 'intermediate', 'pooler' (BERT) or 'encoder.self_attn.q' (T5)."""
+    """The role of a weight matrix: 'query', 'intermediate', 'pooler' (BERT), 'encoder.self_attn.q' (T5), or a
+    decoder's 'q', 'k', 'v', 'o', 'qkv', 'gate', 'up', 'down' (utils.core.families)."""
+    found = placement(name)
+    if found:
+        return found.role.type
     if ".pooler." in f".{name}":
         return "pooler"
     t5 = re.search(r"\.(SelfAttention|EncDecAttention|DenseReluDense)\.(\w+)\.weight$", name)

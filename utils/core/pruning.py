@@ -11,18 +11,29 @@ from utils.infra.errors import UserError
 from utils.core.masks import Mask, stack_of
 
 
-def prunable_weights(model: nn.Module) -> "OrderedDict[str, nn.Parameter]":
-    """Every nn.Linear weight inside the model's repeated transformer layers, plus BERT's pooler dense.
+def projection_types() -> tuple[type, ...]:
+    """The module classes that hold a 2-D projection matrix: nn.Linear (weight (out, in)) and transformers'
+    Conv1D (GPT-2; weight (in, out), see utils.core.families.output_axis)."""
+    from transformers.pytorch_utils import Conv1D
 
-    Found by walking the model, so any depth works: BERT's 6 matrices per layer (query, key, value, attention
-    output, intermediate, output), T5's q/k/v/o, cross-attention q/k/v/o and wi_0/wi_1/wo. Embeddings, biases,
-    LayerNorms, T5's relative attention bias (an Embedding) and task heads (outside the layer stacks) never match.
+    return (nn.Linear, Conv1D)
+
+
+def prunable_weights(model: nn.Module) -> "OrderedDict[str, nn.Parameter]":
+    """Every 2-D projection weight inside the model's repeated transformer blocks, plus BERT's pooler dense.
+
+    Found by walking the model, so any depth and any architecture works: BERT's 6 matrices per layer (query, key,
+    value, attention output, intermediate, output), T5's q/k/v/o, cross-attention q/k/v/o and wi_0/wi_1/wo, a
+    decoder's q/k/v/o (or a fused qkv) and gate/up/down, GPT-2's Conv1D c_attn/c_proj/c_fc. Embeddings (and an
+    lm_head tied to them), biases, norms, T5's relative attention bias (an Embedding) and task or LM heads (outside
+    the block stacks) never match.
     """
     model = getattr(model, "module", model)  # DDP / DataParallel wrappers
+    projections = projection_types()
     chosen: set[int] = set()
     for name, module in model.named_modules():
-        if _is_layer_stack(module):
-            chosen.update(id(sub.weight) for sub in module.modules() if isinstance(sub, nn.Linear))
+        if _is_layer_stack(module, projections):
+            chosen.update(id(sub.weight) for sub in module.modules() if isinstance(sub, projections))
         elif isinstance(module, nn.Linear) and name.split(".")[-2:] == ["pooler", "dense"]:
             chosen.add(id(module.weight))
     weights = OrderedDict((n, p) for n, p in model.named_parameters() if id(p) in chosen)
@@ -31,13 +42,14 @@ def prunable_weights(model: nn.Module) -> "OrderedDict[str, nn.Parameter]":
     return weights
 
 
-def _is_layer_stack(module: nn.Module) -> bool:
-    """A ModuleList of identical blocks (BERT's encoder.layer, T5's block), not a list of bare Linears."""
+def _is_layer_stack(module: nn.Module, projections: tuple[type, ...]) -> bool:
+    """A ModuleList of identical blocks (BERT's encoder.layer, T5's block, a decoder's layers or GPT-2's h), not a
+    list of bare projections."""
     if not isinstance(module, nn.ModuleList) or len(module) == 0:
         return False
     kinds = {type(child) for child in module}
-    return len(kinds) == 1 and not issubclass(next(iter(kinds)), nn.Linear) and any(
-        isinstance(sub, nn.Linear) for sub in module[0].modules()
+    return len(kinds) == 1 and not issubclass(next(iter(kinds)), projections) and any(
+        isinstance(sub, projections) for sub in module[0].modules()
     )
 
 

@@ -115,6 +115,11 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow checkpoints that run their own code (off: a checkpoint can run code)."}
     )
+    gguf_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "A GGUF checkpoint (file name inside --model_name_or_path, or a path): dequantized on load; "
+                          "scripts/convert_gguf.py converts it once into a folder that loads in seconds."},
+    )
 
 
 @dataclass

@@ -115,6 +115,8 @@ def _load_json_lines(path: str, lang: str) -> Dataset:
     if file.stat().st_size == 0:
         raise UserError(f"data file is empty: {path}")
     try:
+        if file.suffix == ".txt":  # plain text: one example (an article) per blank-line-separated paragraph
+            return load_dataset("text", data_files=str(file), split="train", sample_by="paragraph")
         return load_dataset("json", data_files=str(file), split="train")
     except Exception as error:  # datasets raises many types for malformed JSON
         raise UserError(f"cannot read {path} as JSON lines: {first_line(error)}") from None

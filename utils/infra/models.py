@@ -23,9 +23,21 @@ def _check_local(name: str, what: str) -> None:
         raise UserError(f"{what} not found: {name} (no such folder)")
 
 
+def gguf_kwargs(model_args: ModelArguments) -> dict[str, str]:
+    """{'gguf_file': name} for a GGUF checkpoint (a file inside --model_name_or_path), checked when that is local."""
+    if not model_args.gguf_file:
+        return {}
+    folder = os.path.expanduser(model_args.model_name_or_path)
+    if os.path.isdir(folder) and not os.path.isfile(os.path.join(folder, model_args.gguf_file)):
+        raise UserError(f"GGUF file not found: {os.path.join(folder, model_args.gguf_file)}")
+    return {"gguf_file": model_args.gguf_file}
+
+
 def load_tokenizer(model_args: ModelArguments, **kwargs: Any):
     name = model_args.tokenizer_name or model_args.model_name_or_path
     _check_local(name, "tokenizer")
+    if not model_args.tokenizer_name:
+        kwargs.update(gguf_kwargs(model_args))  # the GGUF holds the tokenizer too
     try:
         return AutoTokenizer.from_pretrained(
             name, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **kwargs
@@ -34,17 +46,28 @@ def load_tokenizer(model_args: ModelArguments, **kwargs: Any):
         raise UserError(f"cannot load tokenizer '{name}': {first_line(error)}") from None
 
 
+def load_config(model_args: ModelArguments, **config_kwargs: Any):
+    """The model's config (--config_name, else the checkpoint's, a GGUF's included)."""
+    name = model_args.config_name or model_args.model_name_or_path
+    _check_local(name, "model")
+    if not model_args.config_name:
+        config_kwargs.update(gguf_kwargs(model_args))
+    try:
+        return AutoConfig.from_pretrained(
+            name, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **config_kwargs
+        )
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load model '{name}': {first_line(error)}") from None
+
+
 def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre", seed: int = 42, **config_kwargs: Any):
-    """`weight_init='pre'`: the checkpoint's weights; 'rand': the same architecture with seeded random weights.
+    """`weight_init='pre'`: the checkpoint's weights (a GGUF's dequantized, with --gguf_file); 'rand': the same
+    architecture with seeded random weights.
 
     The seed is set first, so newly created heads (and random bodies) are reproducible.
     """
-    name = model_args.config_name or model_args.model_name_or_path
-    _check_local(name, "model")
+    config = load_config(model_args, **config_kwargs)
     try:
-        config = AutoConfig.from_pretrained(
-            name, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **config_kwargs
-        )
         set_seed(seed)
         if weight_init == "rand":
             return auto_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
@@ -60,15 +83,46 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
                 cache_dir=model_args.cache_dir,
                 trust_remote_code=model_args.trust_remote_code,
                 output_loading_info=True,
+                **gguf_kwargs(model_args),
             )
         finally:
             hf_logging.set_verbosity(verbosity)
             hf_logging.enable_progress_bar()
         if info.get("missing_keys") and os.environ.get("RANK", "0") == "0":  # once, not once per DDP rank
             logger.info(f"newly initialised (not in the checkpoint): {', '.join(sorted(info['missing_keys']))}")
-        return model
+        return plain_model(model, auto_class) if model_args.gguf_file else model
     except (OSError, ValueError) as error:
         raise UserError(f"cannot load model '{model_args.model_name_or_path}': {first_line(error)}") from None
+
+
+def plain_model(model, auto_class):
+    """The same weights in a model transformers does not mark as quantized.
+
+    A model loaded from GGUF is dequantized, but transformers keeps its GGUF quantizer and refuses save_pretrained.
+    This builds the architecture afresh from the config (without the quantization entry) and loads the dequantized
+    state dict into it, so it saves, and reloads, as any checkpoint (scripts/convert_gguf.py)."""
+    import copy
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = auto_class.from_config(config, dtype=next(model.parameters()).dtype)
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    tied = {name for name, _ in _tied_names(plain)}
+    if unexpected or set(missing) - tied:
+        raise UserError(f"the dequantized weights do not fit {type(plain).__name__}: "
+                        f"missing {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]}")
+    plain.tie_weights()
+    return plain
+
+
+def _tied_names(model):
+    """(name, parameter) of state-dict entries that share storage with an earlier entry (a tied output layer)."""
+    seen: set[int] = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.data_ptr() in seen:
+            yield name, tensor
+        seen.add(tensor.data_ptr())
 
 
 def check_room_for_text(tokenizer, length: int, flag: str, pair: bool = False) -> None:

@@ -59,6 +59,8 @@ TASK_KINDS = {
     "ner": TaskKind("ner", 20_000, (18_750, 4.5), (1_875, 0.5)),
     "xnli": TaskKind("xnli", 392_702, *_XNLI_COMPUTE),
     "mlm": TaskKind("mlm", 1_600_000, (100_000, 15.0), (20_000, 6.0)),
+    "clm": TaskKind("clm", 1_600_000, (100_000, 15.0), (20_000, 6.0),
+                    speed_note=" of mBERT MLM (no causal-LM figure; a decoder's size decides)"),
     "mt5_xnli": TaskKind("mt5_xnli", 392_702, *_XNLI_COMPUTE,
                          speed_note=" of mBERT XNLI (no mT5 figure; mT5-base is ~3x larger, so expect more)"),
     "pawsx": TaskKind("pawsx", 49_401, *_XNLI_COMPUTE,

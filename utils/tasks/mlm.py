@@ -1,6 +1,8 @@
 """Masked language modelling on Wikipedia text with mBERT: data, model, and perplexity on fixed masked positions.
+(--mlm selects it; without --mlm the same scripts train a causal LM, utils/tasks/clm.py, on the same files.)
 
-Input is what wikiextractor writes with --json: one article per line, its text in the field `text`. Empty articles
+Input is what wikiextractor writes with --json: one article per line, its text in the field `text` (or plain text,
+.txt, one article per blank-line-separated paragraph). Empty articles
 (redirects, disambiguations) are skipped. Without a --validation_file, a --val_data_ratio share of WHOLE articles
 is held out before tokenisation, so no sentence of a validation article is ever trained on (the original split
 after duplicating examples, which leaked). Every article is tokenised and cut into consecutive blocks of
@@ -44,9 +46,11 @@ EVAL_MASK_SEED = 42
 @dataclass
 class MlmDataArguments(DataArguments):
     mlm: bool = field(
-        default=True, metadata={"help": "Masked language modelling: the only objective (accepted as in the original)."}
+        default=False,
+        metadata={"help": "Masked language modelling (mBERT); without it, causal language modelling (a decoder LLM), "
+                          "as in the original's language-modelling script."},
     )
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens masked (80/10/10)."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "With --mlm: share of tokens masked (80/10/10)."})
     block_size: Optional[int] = field(
         default=None,
         metadata={"help": "Tokens per block, [CLS] and [SEP] included; unset: min(512, the model's positions)."},
@@ -55,10 +59,6 @@ class MlmDataArguments(DataArguments):
         default=0.01,
         metadata={"help": "Without --validation_file: share of whole articles held out of --train_file for eval."},
     )
-
-    def __post_init__(self) -> None:
-        if not self.mlm:  # the ranges of the other flags are checked in utils.infra.validation
-            raise UserError("--mlm false: masked language modelling is the only objective of these scripts; drop it")
 
 
 SPEC = TaskSpec("mlm", "LT_pretrain.py", "pretrain_trans.py", MlmDataArguments)  # local text files, no hub default
@@ -72,7 +72,8 @@ def build_mlm(
 ) -> TaskSetup:
     tokenizer = load_tokenizer(model_args)
     if tokenizer.mask_token is None:
-        raise UserError(f"tokenizer of {model_args.model_name_or_path} has no mask token: it cannot do MLM")
+        raise UserError(f"tokenizer of {model_args.model_name_or_path} has no mask token: it cannot do MLM "
+                        "(drop --mlm to train a causal LM)")
     model = load_model(AutoModelForMaskedLM, model_args, weight_init, seed=training_args.seed)
     limit = max_positions(model)
     block_size = data_args.block_size or min(DEFAULT_BLOCK_SIZE, limit or DEFAULT_BLOCK_SIZE)

@@ -10,6 +10,7 @@ TASK_MODULES = {
     "ner": "utils.tasks.ner",
     "xnli": "utils.tasks.xnli",
     "mlm": "utils.tasks.mlm",
+    "clm": "utils.tasks.clm",
     "mt5_xnli": "utils.tasks.mt5_xnli",
     "pawsx": "utils.tasks.pawsx",
 }
