@@ -96,15 +96,17 @@ def read_lines(path: Path, lang: str, max_lines: int) -> list[str]:
 
 
 def batches(tokenizer, lines: list[str], args: NeuronArguments) -> list[dict]:
-    """Right-padded batches; `count_mask` marks real, non-special tokens (LAPE counts text tokens only)."""
+    """Right-padded batches; `count_mask` marks real tokens of the text: not padding, not a special token (the
+    tokenizer's added <s> and any special token written in the text)."""
     out = []
+    special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
     for start in range(0, len(lines), args.batch_size):
         enc = tokenizer(lines[start:start + args.batch_size], padding=True, truncation=True,
                         max_length=args.max_length, return_special_tokens_mask=True, return_tensors="pt")
         special = enc.pop("special_tokens_mask").bool()
         enc = dict(enc)
         enc.pop("token_type_ids", None)
-        enc["count_mask"] = enc["attention_mask"].bool() & ~special
+        enc["count_mask"] = enc["attention_mask"].bool() & ~special & ~torch.isin(enc["input_ids"], special_ids)
         out.append(enc)
     return out
 
@@ -116,13 +118,16 @@ def _model_inputs(batch: dict, device) -> dict:
 def load(model_args: ModelArguments, args: NeuronArguments):
     """(tokenizer, model, runner, FFN layers, causal?) after checking every input that needs no model."""
     from transformers import AutoModel, AutoModelForCausalLM
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     from utils.infra.models import load_config, load_model, load_tokenizer
 
     config = load_config(model_args)
     N.check_activation(config)
-    causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not config.is_encoder_decoder
+    masked_lm = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
+    causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not masked_lm and not config.is_encoder_decoder
     if args.eval_files and not causal:
         raise UserError(f"--eval_files: the ablation measures perplexity, defined here for causal LMs only, and "
                         f"{model_args.model_name_or_path} is a {config.model_type}: drop --eval_files")
@@ -184,9 +189,13 @@ def ablation(model, layers, selection: N.Selection, stats: N.ActivationProbs, ev
     return N.AblationMatrix(list(evals), dense, table)
 
 
-def overlap(model, layers, selection: N.Selection, mask_paths: dict[str, Path], permutations: int,
+def load_masks(model, mask_paths: dict[str, Path]) -> dict[str, Mask]:
+    """Each language's mask fitted to the model (a task model's 'bert.' prefix stripped), before any work."""
+    return {lang: align_mask(Mask.load(path), model, source=str(path)) for lang, path in mask_paths.items()}
+
+
+def overlap(layers, selection: N.Selection, masks: dict[str, Mask], permutations: int,
             seed: int) -> list[N.OverlapRow]:
-    masks = {lang: align_mask(Mask.load(path), model, source=str(path)) for lang, path in mask_paths.items()}
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for lang in masks:
@@ -220,6 +229,7 @@ def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> d
     lines = {lang: read_lines(path, lang, args.max_lines) for lang, path in texts.items()}
     eval_lines = {lang: read_lines(path, lang, args.max_lines) for lang, path in eval_paths.items()}
     tokenizer, model, runner, layers, causal = load(model_args, args)
+    masks = load_masks(model, mask_paths)
     stats = measure(model, runner, layers, {lang: batches(tokenizer, ls, args) for lang, ls in lines.items()})
     settings = N.LapeSettings(args.filter_rate, args.top_rate, args.activation_bar_ratio)
     selection = N.lape_select(stats, settings)
@@ -237,8 +247,8 @@ def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> d
         for kind in ABLATION_KINDS:
             write_matrix_csv(root / f"ablation_{kind}.csv", matrix.relative(kind), matrix.eval_languages)
         print(format_ablation(matrix))
-    if mask_paths:
-        rows = overlap(model, layers, selection, mask_paths, args.permutations, args.baseline_seed)
+    if masks:
+        rows = overlap(layers, selection, masks, args.permutations, args.baseline_seed)
         result["overlap"] = [asdict(r) for r in rows]
         result["mask_dir"] = {k: str(v) for k, v in mask_paths.items()}
         write_rows_csv(root / "neuron_overlap.csv", result["overlap"])
