@@ -48,7 +48,8 @@ class NeuronArguments:
     mask_dir: Optional[str] = field(
         default=None, metadata={"help": "A mask .pt per language (en=PATH,fr=PATH or a {lang} path; two or more): the "
                                         "overlap of each language's neurons with its mask's language-specific weights."})
-    max_lines: int = field(default=1000, metadata={"help": "Read at most this many lines of each file."})
+    max_lines: int = field(default=1000, metadata={"help": "Read at most this many lines of each --text_files file."})
+    max_eval_lines: int = field(default=200, metadata={"help": "Read at most this many lines of each --eval_files file."})
     max_length: int = field(default=128, metadata={"help": "Truncate each line to this many tokens."})
     batch_size: int = field(default=8, metadata={"help": "Lines per forward pass."})
     filter_rate: float = field(default=0.95, metadata={"help": "LAPE: a neuron must fire above this quantile of all "
@@ -137,7 +138,8 @@ def load(model_args: ModelArguments, args: NeuronArguments):
         tokenizer.pad_token = tokenizer.eos_token
     model = load_model(AutoModelForCausalLM if causal else AutoModel, model_args).eval()
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    runner = model.get_encoder() if config.is_encoder_decoder else model
+    # the FFNs only need the body: T5's encoder, a causal LM without its (large-vocabulary) output layer
+    runner = model.get_encoder() if config.is_encoder_decoder else getattr(model, "base_model", model)
     layers = N.find_ffn_layers(model, stack="encoder" if config.is_encoder_decoder else None)
     return tokenizer, model, runner, layers, causal
 
@@ -227,7 +229,7 @@ def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> d
     texts, eval_paths, mask_paths = check_inputs(args)
     root = prepare_analysis_dir(args.output_dir, "neurons", args.clear_output_dir)
     lines = {lang: read_lines(path, lang, args.max_lines) for lang, path in texts.items()}
-    eval_lines = {lang: read_lines(path, lang, args.max_lines) for lang, path in eval_paths.items()}
+    eval_lines = {lang: read_lines(path, lang, args.max_eval_lines) for lang, path in eval_paths.items()}
     tokenizer, model, runner, layers, causal = load(model_args, args)
     masks = load_masks(model, mask_paths)
     stats = measure(model, runner, layers, {lang: batches(tokenizer, ls, args) for lang, ls in lines.items()})

@@ -83,6 +83,7 @@ FIELD_RULES: dict[str, Rule] = {
     "masks": (lambda v: isinstance(v, list) and len(v) >= 2, "two or more mask files"),
     "runs": (lambda v: isinstance(v, list) and len(v) >= 1, "one or more folders"),
     "max_lines": whole(1),
+    "max_eval_lines": whole(1),
     "max_length": whole(2),
     "filter_rate": fraction(low_open=True),
     "top_rate": (lambda v: _number(v) and 0 < v <= 1, "a fraction in (0, 1]"),
