@@ -315,3 +315,17 @@ def test_encoder_ablation_is_refused_before_loading(planted, tmp_path, capsys):
               "--text_files", f"en={planted}/en.txt,fr={planted}/fr.txt",
               "--eval_files", f"en={planted}/en.txt,fr={planted}/fr.txt", "--output_dir", str(tmp_path / "o")])
     assert "causal LMs only" in capsys.readouterr().err
+
+
+def test_a_rerun_with_fewer_languages_leaves_no_stale_files(planted, tmp_path):
+    from language_neurons import main
+
+    out = tmp_path / "o"
+    common = ["--model_name_or_path", str(planted / "model"), "--output_dir", str(out), "--top_rate", "0.125"]
+    main(common + ["--text_files", str(planted / "{lang}.txt"), "--languages", ",".join(LANGS),
+                   "--eval_files", str(planted / "{lang}.valid.txt")])
+    main(common + ["--text_files", f"en={planted}/en.txt,fr={planted}/fr.txt"])
+    assert sorted(p.name for p in (out / "masks").glob("*.pt")) == ["neurons_en.pt", "neurons_fr.pt", "without_en.pt",
+                                                                    "without_fr.pt"]
+    assert not list(out.glob("ablation_*.csv"))
+    assert len(torch.load(out / "lape_neurons.pt", weights_only=True)) == 2

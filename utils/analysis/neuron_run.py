@@ -26,7 +26,7 @@ from utils.core.pruning import prunable_weights
 from utils.infra.args import ModelArguments
 from utils.infra.errors import UserError
 from utils.infra.io import save_tensors, write_json
-from utils.infra.outputs import prepare_analysis_dir
+from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir, remove_unwritten
 from utils.infra.progress import progress_bar
 from utils.infra.validation import check_language_list
 
@@ -240,28 +240,34 @@ def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> d
               "filter_threshold": selection.filter_threshold, "activation_bar": selection.activation_bar,
               "candidates": selection.candidates, "selected": selection.selected, "counts": selection.counts(),
               "text_files": {k: str(v) for k, v in texts.items()}}
-    write_neuron_files(root, model, layers, stats, selection, model_args.model_name_or_path)
+    written = write_neuron_files(root, model, layers, stats, selection, model_args.model_name_or_path)
     if eval_paths:
         evals = {lang: batches(tokenizer, ls, args) for lang, ls in eval_lines.items()}
         matrix = ablation(model, layers, selection, stats, evals, args.baseline_seed)
         result["ablation"] = {"dense": matrix.dense, "perplexity": matrix.perplexity,
                               "relative": {kind: matrix.relative(kind) for kind in ABLATION_KINDS}}
         for kind in ABLATION_KINDS:
-            write_matrix_csv(root / f"ablation_{kind}.csv", matrix.relative(kind), matrix.eval_languages)
+            written.append(root / f"ablation_{kind}.csv")
+            write_matrix_csv(written[-1], matrix.relative(kind), matrix.eval_languages)
         print(format_ablation(matrix))
     if masks:
         rows = overlap(layers, selection, masks, args.permutations, args.baseline_seed)
         result["overlap"] = [asdict(r) for r in rows]
         result["mask_dir"] = {k: str(v) for k, v in mask_paths.items()}
-        write_rows_csv(root / "neuron_overlap.csv", result["overlap"])
+        written.append(root / "neuron_overlap.csv")
+        write_rows_csv(written[-1], result["overlap"])
         print(format_overlap(rows))
     write_json(root / "neurons.json", result)
+    remove_unwritten(root, ANALYSIS_OUTPUTS["neurons"], written + [root / "neurons.json"])  # an earlier run's
     print(format_counts(selection))
     print(f"written to {root}")
     return result
 
 
-def write_neuron_files(root: Path, model, layers, stats: N.ActivationProbs, selection: N.Selection, model_name: str) -> None:
+def write_neuron_files(root: Path, model, layers, stats: N.ActivationProbs, selection: N.Selection,
+                       model_name: str) -> list[Path]:
+    """The LAPE file, the probabilities and both masks per language; returns the paths written."""
+    written = [root / "lape_neurons.pt", root / "activation_probs.pt"]
     save_tensors(root / "lape_neurons.pt", N.lape_payload(selection))
     save_tensors(root / "activation_probs.pt", {"languages": stats.languages, "layers": stats.layers,
                                                 "tokens": stats.tokens, "probs": stats.probs})
@@ -274,6 +280,8 @@ def write_neuron_files(root: Path, model, layers, stats: N.ActivationProbs, sele
         kept.save(root / "masks" / f"neurons_{lang}.pt", {**meta, "keeps": "the language's neurons only"})
         N.complement(kept).save(root / "masks" / f"without_{lang}.pt",
                                 {**meta, "operation": "without", "keeps": "all but the language's neurons"})
+        written += [root / "masks" / f"{kind}_{lang}.{ext}" for kind in ("neurons", "without") for ext in ("pt", "json")]
+    return written
 
 
 def write_matrix_csv(path: Path, cells: dict[str, dict[str, float]], columns: list[str]) -> None:
