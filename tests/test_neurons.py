@@ -2,7 +2,6 @@
 exactly the planted set; ablation, the LAPE file, the neuron masks in the mask tools, the overlap statistic, errors."""
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 

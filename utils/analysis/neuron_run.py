@@ -11,7 +11,6 @@ utils.analysis.neurons). Outputs (in --output_dir):
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -145,14 +144,16 @@ def load(model_args: ModelArguments, args: NeuronArguments):
 
 
 def measure(model, runner, layers, per_lang: dict[str, list[dict]]) -> N.ActivationProbs:
+    """Activation probabilities per language (a progress bar over the languages)."""
     device = next(model.parameters()).device
-    probs, tokens = [], {}
+    tokens: dict[str, int] = {}
     per_layer_counts = []
     for lang, lang_batches in progress_bar(per_lang.items(), desc="activation per language", unit="language"):
         counts, total = N.count_firing(lambda b: runner(**_model_inputs(b, device)), model, layers, lang_batches)
         if total == 0:
             raise UserError(f"{lang}: its text gives no token to count (only special tokens or empty lines)")
         tokens[lang] = total
+        logger.info(f"{lang}: {total:,} tokens counted")
         per_layer_counts.append([c.double() / total for c in counts])
     probs = [torch.stack([lang_counts[i] for lang_counts in per_layer_counts], dim=1) for i in range(len(layers))]
     return N.ActivationProbs(list(per_lang), [l.layer for l in layers], probs, tokens)

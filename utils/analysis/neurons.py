@@ -83,6 +83,7 @@ def find_ffn_layers(model: nn.Module, stack: Optional[str] = None) -> list[FfnLa
     if not by_layer:
         raise UserError(f"found no FFN (gate/up/down, intermediate/output or wi/wo matrices) in "
                         f"{type(model).__name__}: language_neurons.py needs one")
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
     layers = []
     for layer in sorted(by_layer, key=layer_sort_key):
         roles = by_layer[layer]
@@ -91,7 +92,7 @@ def find_ffn_layers(model: nn.Module, stack: Optional[str] = None) -> list[FfnLa
                             "(or gate) and a down matrix")
         weights = tuple((name, _neuron_axis(name, role)) for role, name in sorted(roles.items()))
         down_weight = roles["down"]
-        size = dict(model.named_parameters())[down_weight].shape[_neuron_axis(down_weight, "down")]
+        size = shapes[down_weight][_neuron_axis(down_weight, "down")]
         layers.append(FfnLayer(layer, roles.get("gate", roles.get("up")).removesuffix(".weight"),
                                down_weight.removesuffix(".weight"), weights, size))
     return layers
