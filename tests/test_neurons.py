@@ -2,6 +2,7 @@
 exactly the planted set; ablation, the LAPE file, the neuron masks in the mask tools, the overlap statistic, errors."""
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -328,3 +329,40 @@ def test_a_rerun_with_fewer_languages_leaves_no_stale_files(planted, tmp_path):
                                                                     "without_fr.pt"]
     assert not list(out.glob("ablation_*.csv"))
     assert len(torch.load(out / "lape_neurons.pt", weights_only=True)) == 2
+
+
+def test_study_stage_and_report_section(neuron_run, planted, tmp_path, monkeypatch):
+    """A study with 'neurons' plans one language_neurons.py run per task, reading the first seed's tickets at the
+    first transfer sparsity; the report shows its counts, ablation matrices and overlap table."""
+    import shutil
+
+    from tests.conftest import REPO
+    from utils.study.plan import load_study
+    from utils.study.report import neurons_section
+
+    monkeypatch.chdir(REPO)
+    spec = {"name": "t", "study_dir": str(tmp_path / "study"), "seeds": [1], "transfer": "none",
+            "transfer_sparsities": [50],
+            "tasks": {"clm": {"kind": "clm", "imp_config": "configs/offline/LT_clm.json", "model": str(planted / "model"),
+                              "languages": list(LANGS), "imp_overrides": {"train_file": "data/mlm/{lang}.train.json",
+                                                                          "validation_file": "data/mlm/{lang}.valid.json"}}},
+            "neurons": {"text_files": str(planted / "{lang}.txt"), "eval_files": str(planted / "{lang}.valid.txt"),
+                        "top_rate": 0.125}}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    study = load_study(str(tmp_path / "s.json"))
+    run = study.runs["neurons/clm"]
+    assert run.script == "language_neurons.py" and run.deps == [f"imp/clm/{lang}/s1" for lang in sorted(LANGS)]
+    assert run.config["languages"] == "en,fr,de" and run.config["top_rate"] == 0.125
+    assert run.config["mask_dir"].split(",")[0] == f"en={study.runs['imp/clm/en/s1'].run_dir}/masks/sparsity_50.pt"
+    out, _ = neuron_run
+    shutil.copytree(out, run.run_dir)  # what the run writes (its masks' tickets are not trained here)
+    section = neurons_section(study, tmp_path)
+    names = [t["name"] for t in section["tables"]]
+    assert names == ["neurons_clm", "neurons_ablation_clm_language", "neurons_ablation_clm_random",
+                     "neurons_ablation_clm_frequency_matched"]
+    assert section["tables"][0]["rows"] == [[lang, 1, 1, 2] for lang in LANGS]
+    ablation = section["tables"][1]["rows"]
+    assert [row[0] for row in ablation] == list(LANGS) and float(ablation[0][1]) > 5 and float(ablation[0][2]) == 0
+    with pytest.raises(N.UserError, match="two or more"):
+        (tmp_path / "s.json").write_text(json.dumps({**spec, "neurons": {**spec["neurons"], "languages": ["en"]}}))
+        load_study(str(tmp_path / "s.json"))
