@@ -366,3 +366,26 @@ def test_study_stage_and_report_section(neuron_run, planted, tmp_path, monkeypat
     with pytest.raises(N.UserError, match="two or more"):
         (tmp_path / "s.json").write_text(json.dumps({**spec, "neurons": {**spec["neurons"], "languages": ["en"]}}))
         load_study(str(tmp_path / "s.json"))
+
+
+def test_ffn_layers_of_gpt2_bert_and_t5(bert_tagger, tiny_t5):
+    """Where the neurons are: GPT-2's Conv1D (c_fc columns, c_proj rows), BERT's intermediate rows and output
+    columns, and T5's encoder (gated wi_0 fires; wi_1 rows and wo columns)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=8, n_inner=12, n_layer=2, n_head=2))
+    first = N.find_ffn_layers(gpt2)[0]
+    assert (first.layer, first.fires, first.down, first.size) == ("decoder.0", "transformer.h.0.mlp.c_fc",
+                                                                  "transformer.h.0.mlp.c_proj", 12)
+    assert dict(first.weights) == {"transformer.h.0.mlp.c_fc.weight": 1, "transformer.h.0.mlp.c_proj.weight": 0}
+    bert = N.find_ffn_layers(bert_tagger)
+    assert [l.layer for l in bert] == ["encoder.0", "encoder.1", "encoder.2"] and bert[0].size == 32
+    assert dict(bert[0].weights) == {"bert.encoder.layer.0.intermediate.dense.weight": 0,
+                                     "bert.encoder.layer.0.output.dense.weight": 1}
+    t5 = N.find_ffn_layers(tiny_t5, stack="encoder")
+    assert [l.layer for l in t5] == ["encoder.0", "encoder.1"] and t5[0].fires.endswith("DenseReluDense.wi_0")
+    assert sorted(dict(t5[0].weights).values()) == [0, 0, 1] and t5[0].size == 32
+    from utils.core.pruning import prunable_weights
+
+    mask = N.neuron_mask(prunable_weights(gpt2), N.find_ffn_layers(gpt2), [torch.tensor([3]), torch.tensor([])])
+    assert bool(mask["transformer.h.0.mlp.c_fc.weight"][:, 3].all()) and mask.num_kept == 2 * 8
