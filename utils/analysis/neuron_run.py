@@ -181,11 +181,13 @@ def ablation(model, layers, selection: N.Selection, stats: N.ActivationProbs, ev
     generator = torch.Generator().manual_seed(seed)
     mean_probs = [p.mean(dim=1) for p in stats.probs]
     sizes = [layer.size for layer in layers]
+    taken = [torch.cat([selection.neurons[lang][i] for lang in selection.languages]).unique()
+             for i in range(len(layers))]  # baselines never deactivate any language's neurons
     table: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in ABLATION_KINDS}
     for lang in progress_bar(selection.languages, desc="ablation", unit="language"):
         own = selection.neurons[lang]
-        sets = {"language": own, "random": N.random_neurons(own, sizes, generator),
-                "frequency_matched": N.frequency_matched(own, mean_probs)}
+        sets = {"language": own, "random": N.random_neurons(own, sizes, generator, taken),
+                "frequency_matched": N.frequency_matched(own, mean_probs, taken)}
         for kind, per_layer in sets.items():
             with N.deactivated(model, layers, per_layer):
                 table[kind][lang] = {e: perplexity(model, b) for e, b in evals.items()}

@@ -292,28 +292,35 @@ def deactivated(model: nn.Module, layers: Sequence[FfnLayer], per_layer: Sequenc
             handle.remove()
 
 
-def random_neurons(per_layer: Sequence[torch.Tensor], sizes: Sequence[int], generator: torch.Generator) -> list[torch.Tensor]:
-    """Per layer, as many neurons as given, drawn uniformly from the layer's other neurons."""
+def random_neurons(per_layer: Sequence[torch.Tensor], sizes: Sequence[int], generator: torch.Generator,
+                   exclude: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Per layer, as many neurons as given, drawn uniformly from the layer's neurons outside `exclude` (every
+    language's selected neurons)."""
     drawn = []
-    for indices, size in zip(per_layer, sizes):
-        others = torch.tensor(sorted(set(range(size)) - set(indices.tolist())), dtype=torch.long)
+    for indices, size, taken in zip(per_layer, sizes, exclude):
+        others = torch.tensor(sorted(set(range(size)) - set(taken.tolist()) - set(indices.tolist())), dtype=torch.long)
+        if len(others) < len(indices):
+            raise UserError("too few unselected neurons in a layer to draw a random set of the same size")
         pick = others[torch.randperm(len(others), generator=generator)[: len(indices)]]
         drawn.append(pick.sort().values)
     return drawn
 
 
-def frequency_matched(per_layer: Sequence[torch.Tensor], mean_probs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Per layer, for each given neuron (in index order) the not-yet-used other neuron of the same layer whose mean
-    activation probability over the languages is closest (ties: the lower index)."""
+def frequency_matched(per_layer: Sequence[torch.Tensor], mean_probs: Sequence[torch.Tensor],
+                      exclude: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Per layer, for each given neuron (in index order) the not-yet-used neuron of the same layer outside
+    `exclude` (every language's selected neurons) whose mean activation probability over the languages is closest
+    (ties: the lower index)."""
     matched = []
-    for indices, mean in zip(per_layer, mean_probs):
+    for indices, mean, taken in zip(per_layer, mean_probs, exclude):
         free = torch.ones(len(mean), dtype=torch.bool)
         free[indices] = False
+        free[taken] = False
         picks = []
         for j in indices.tolist():
             gap = (mean - mean[j]).abs().masked_fill(~free, math.inf)
             if not torch.isfinite(gap).any():
-                raise UserError("too few neurons outside the selected ones to match each by activation frequency")
+                raise UserError("too few unselected neurons in a layer to match each selected one by activation frequency")
             k = int(gap.argmin())
             free[k] = False
             picks.append(k)
