@@ -87,6 +87,14 @@ FIELD_RULES: dict[str, Rule] = {
     "epsilon": at_least(0),
     "masks": (lambda v: isinstance(v, list) and len(v) >= 2, "two or more mask files"),
     "runs": (lambda v: isinstance(v, list) and len(v) >= 1, "one or more folders"),
+    "max_lines": whole(1),
+    "max_eval_lines": whole(1),
+    "max_length": whole(2),
+    "filter_rate": fraction(low_open=True),
+    "top_rate": (lambda v: _number(v) and 0 < v <= 1, "a fraction in (0, 1]"),
+    "activation_bar_ratio": fraction(low_open=True),
+    "baseline_seed": whole(0),
+    "permutations": whole(2),
     "name": (lambda v: "/" not in v and "\\" not in v and v not in (".", ".."), "a file stem without '/'"),
 }
 LANGUAGE_FIELDS = ("data_language", "eval_languages", "src_lang", "tgt_lang")

@@ -29,12 +29,13 @@ from .plan import TASK_KINDS, Run, Study
 ANALYSIS_ARGUMENTS = {
     "mask_ops.py": ("utils.analysis.mask_ops", ("MaskOpsArguments",)),
     "mask_similarity.py": ("utils.analysis.tools", ("SimilarityArguments",)),
+    "language_neurons.py": ("utils.analysis.neuron_run", ("ModelArguments", "NeuronArguments")),
     "sentence_retrieval.py": ("utils.analysis.retrieval", ("ModelArguments", "RetrievalArguments")),
     "summarize_results.py": ("utils.analysis.tools", ("SummaryArguments",)),
 }
 IDENTITY = ("output_dir", "seed", "data_language", "mask_dir")
 ANALYSIS_KEYS = {"consensus": "consensus", "similarity": "similarity", "retrieval": "retrieval",
-                 "summary": "study_dir"}
+                 "neurons": "neurons", "summary": "study_dir"}
 EXECUTOR_RULES = {
     "poll_seconds": above(0), "workers": whole(1), "gpus_per_run": whole(1), "time_min": whole(1),
     "gpus_per_node": whole(0), "cpus_per_task": whole(1), "mem_gb": above(0), "array_parallelism": whole(1),

@@ -318,7 +318,7 @@ class SubmititExecutor:
         return 1 << 30  # the cluster queues; array_parallelism limits what runs at once
 
     def submit(self, runs_and_jobs: list[tuple[Run, dict]]) -> None:
-        training = [(r, j) for r, j in runs_and_jobs if r.task_kind is not None or r.kind == "retrieval"]
+        training = [(r, j) for r, j in runs_and_jobs if r.task_kind is not None or r.kind in ("retrieval", "neurons")]
         analysis = [(r, j) for r, j in runs_and_jobs if (r, j) not in training]
         for group, gpus in ((training, self.params["gpus_per_node"]), (analysis, self.analysis_gpus)):
             if not group:

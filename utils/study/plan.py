@@ -67,7 +67,7 @@ TASK_KINDS = {
                       speed_note=" of mBERT XNLI (no PAWS-X figure; the same model and pair lengths)"),
 }
 TRAINING_KINDS = ("imp", "transfer", "baseline", "cross_task")
-ANALYSIS_KINDS = ("consensus", "similarity", "retrieval", "summary")
+ANALYSIS_KINDS = ("consensus", "similarity", "retrieval", "neurons", "summary")
 # Settings the study derives for every run; a base config's values are dropped, overrides may not set them.
 IMP_DERIVED = ("output_dir", "data_language", "seed", "overwrite_output_dir", "resume")
 FINETUNE_DERIVED = IMP_DERIVED + ("mask_dir", "pruning_type", "sparsity", "weight_init")
@@ -193,7 +193,7 @@ def load_study(path: str) -> Study:
     raw = _read_config(path, "study file")
     schema.check(raw, schema.TOP_LEVEL, f"study file {path}", schema.REQUIRED_TOP_LEVEL)
     paths.check_study_names(raw, path)
-    for key, sub in (("executor", schema.EXECUTOR), ("retrieval", schema.RETRIEVAL)):
+    for key, sub in (("executor", schema.EXECUTOR), ("retrieval", schema.RETRIEVAL), ("neurons", schema.NEURONS)):
         if key in raw:
             schema.check(raw[key], sub, f"{path}: {key}")
     if not raw["seeds"] or len(set(raw["seeds"])) != len(raw["seeds"]):
@@ -273,6 +273,7 @@ def derive_runs(study: Study) -> None:
     _add_cross_task(study, ft_options)
     _add_similarity(study)
     _add_retrieval(study)
+    _add_neurons(study)
     _add_summary(study)
 
 
@@ -530,6 +531,34 @@ def _add_retrieval_run(study: Study, run_id: str, model: str, data: dict, deps: 
     config = {"model_name_or_path": model, **data, "output_dir": str(run_dir)}
     study.add(Run(run_id, "retrieval", "sentence_retrieval.py", config, run_dir, deps,
                   outputs=[f"retrieval_{data['name']}.json"]))
+
+
+def _add_neurons(study: Study) -> None:
+    """neurons/<task>: LAPE's language-specific neurons of the task's model over the study's text per language, the
+    ablation matrix (with 'eval_files'), and their overlap with the task's first-seed tickets at the first transfer
+    sparsity (language_neurons.py; docs/neurons.md)."""
+    spec = study.raw.get("neurons")
+    if not spec:
+        return
+    where = f"{study.path}: neurons"
+    if "{lang}" not in spec.get("text_files", ""):
+        raise UserError(f"{where}: 'text_files' must be a path with {{lang}}")
+    tasks = [_task(study, name, "neurons.tasks") for name in spec.get("tasks", [])] or list(study.tasks.values())
+    for task in tasks:
+        languages = spec.get("languages") or task.languages
+        if len(languages) < 2:
+            raise UserError(f"{where}: LAPE compares languages: give two or more (task {task.name} has one)")
+        options = {k: v for k, v in spec.items() if k not in ("tasks", "languages")}
+        run_id, deps = f"neurons/{task.name}", []
+        config = {"model_name_or_path": task.model, **options, "languages": ",".join(languages),
+                  "output_dir": str(study.study_dir / run_id)}
+        with_tickets = [lang for lang in languages if lang in task.languages]
+        if study.sparsities and len(with_tickets) >= 2:
+            masks = [_mask(study, task.name, lang, study.seeds[0], study.sparsities[0]) for lang in with_tickets]
+            config["mask_dir"] = ",".join(f"{lang}={mask}" for lang, (_, mask) in zip(with_tickets, masks))
+            deps = sorted({dep for dep, _ in masks})
+        study.add(Run(run_id, "neurons", "language_neurons.py", config, study.study_dir / run_id, deps,
+                      outputs=["neurons.json"]))
 
 
 def _add_summary(study: Study) -> None:

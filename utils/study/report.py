@@ -1,7 +1,8 @@
 """STUDY_DIR/report.md (+ report.html, report.json, tables/*.csv, figures/*.png) from the analyses' JSON outputs.
 
 Nothing here recomputes an analysis: the numbers come from summarize_results.py (results_summary.json),
-mask_similarity.py (mask_similarity.json) and sentence_retrieval.py (retrieval_*.json) runs of the study; this
+mask_similarity.py (mask_similarity.json), sentence_retrieval.py (retrieval_*.json) and language_neurons.py
+(neurons.json) runs of the study; this
 module only arranges them paper-style, one reading guide per table, and copies their figures next to the report.
 """
 from __future__ import annotations
@@ -221,6 +222,40 @@ def retrieval_section(study: Study, out: Path) -> dict:
     return _section("Parallel sentence retrieval per layer", tables=tables, figures=figures)
 
 
+def neurons_section(study: Study, out: Path) -> dict:
+    """language_neurons.py runs: LAPE neurons per language and layer, the ablation matrices, the overlap table."""
+    tables, texts = [], []
+    for run in (r for r in study.runs.values() if r.kind == "neurons"):
+        result = _read(run.run_dir / "neurons.json")
+        if result is None:
+            continue
+        slug = run.id.removeprefix("neurons/").replace("/", "_")
+        texts.append(f"{run.id}: {result['selected']} of {sum(result['neurons_per_layer']):,} FFN neurons kept (filter "
+                     f"p > {result['filter_threshold']:.4f} in some language, bar p > {result['activation_bar']:.4f}; "
+                     f"tokens {', '.join(f'{k} {v:,}' for k, v in result['tokens'].items())}).")
+        counts = result["counts"]
+        tables.append(_table(f"neurons_{slug}", f"Language-specific neurons per layer: {run.id}",
+                             "LAPE's neurons of each language in each FFN layer (a neuron may count for two "
+                             "languages); docs/neurons.md.", ["language", *result["layers"], "total"],
+                             [[lang, *c, sum(c)] for lang, c in counts.items()]))
+        for kind, cells in result.get("ablation", {}).get("relative", {}).items():
+            evals = list(result["ablation"]["dense"])
+            tables.append(_table(f"neurons_ablation_{slug}_{kind}", f"Perplexity change (%) with {kind} neurons "
+                                 f"deactivated: {run.id}", "rows: whose neurons (or a same-size baseline set per "
+                                 "layer) are deactivated; columns: the held-out language; 100 x (ppl / dense ppl - 1).",
+                                 ["deactivated", *evals],
+                                 [[row, *(f"{100 * cells[row][e]:+.2f}" for e in evals)] for row in cells]))
+        if result.get("overlap"):
+            tables.append(_table(f"neurons_overlap_{slug}", f"Neurons in their language's sub-network: {run.id}",
+                                 "mean share of a neuron's down-projection weights that its language's ticket keeps "
+                                 "and most other tickets drop: LAPE neurons vs random neurons of the same layers "
+                                 "(z, one-sided p).", ["language", "layer", "neurons", "LAPE", "random", "z", "p"],
+                                 [[r["language"], r["layer"], r["neurons"], f"{r['lape_mean']:.4f}",
+                                   f"{r['random_mean']:.4f}", _f(r["z"], 2) if r["z"] == r["z"] else "-",
+                                   f"{r['p_high']:.3f}"] for r in result["overlap"]]))
+    return _section("Language-specific neurons (LAPE)", " ".join(texts), tables=tables)
+
+
 def status_section(outcomes: dict) -> dict:
     rows = [[o.id, o.status, o.detail, o.log or ""] for o in outcomes.values() if o.status in ("failed", "skipped")]
     counts = {s: sum(o.status == s for o in outcomes.values()) for s in ("ok", "complete", "failed", "skipped")}
@@ -307,7 +342,7 @@ def write_report(study: Study, outcomes: dict) -> list[dict]:
         sections += [tickets_section(summary, out), transfer_section(summary, out), zero_shot_section(summary, out)]
     else:
         sections.append(_section("Results", "no summary: the summarize_results.py run did not complete."))
-    sections += [similarity_section(study, out), retrieval_section(study, out)]
+    sections += [similarity_section(study, out), retrieval_section(study, out), neurons_section(study, out)]
     for section in sections:
         section["figures"] = [f for f in section["figures"] if f is not None]
     sections = [s for s in sections if s["text"] or s["tables"] or s["figures"]]

@@ -14,7 +14,7 @@ TOP_LEVEL = {
     "overrides": "dict", "transfer_sparsities": "list[number]", "transfer": ("all", "own", "none"),
     "baselines": "list[str]", "multilingual": "list[dict]", "consensus": "list[dict]", "cross_task": "list[dict]",
     "similarity": "bool",
-    "retrieval": "dict", "executor": "dict", "steps_per_second": "dict",
+    "retrieval": "dict", "executor": "dict", "steps_per_second": "dict", "neurons": "dict",
 }
 REQUIRED_TOP_LEVEL = ("name", "seeds", "tasks")
 TASK = {
@@ -30,6 +30,11 @@ CROSS_TASK = {"source": "str", "target": "str"}
 RETRIEVAL = {
     "pairs": "list[str]", "tasks": "list[str]", "tsv": "str", "dataset_name": "str", "dataset_config": "str",
     "split": "str", "max_sentences": "int", "pooling": ("mean", "cls"), "dense": "bool",
+}
+NEURONS = {  # language_neurons.py: one run per task's model (its tickets at the first transfer sparsity as masks)
+    "text_files": "str", "eval_files": "str", "languages": "list[str]", "tasks": "list[str]", "max_lines": "int",
+    "max_eval_lines": "int", "max_length": "int", "filter_rate": "number", "top_rate": "number",
+    "activation_bar_ratio": "number", "permutations": "int",
 }
 EXECUTOR = {
     "kind": ("local", "slurm", "submitit_local"), "cluster": ("slurm", "local"), "gpus": "list[int]",
