@@ -197,7 +197,7 @@ def test_neuron_masks_feed_mask_similarity_and_mask_ops(neuron_run, run_script, 
     masks = out / "masks"
     result = run_script("mask_similarity.py", "--masks", str(masks / "neurons_en.pt"), str(masks / "neurons_fr.pt"),
                         "--output_dir", str(tmp_path / "sim"), "--no_plots")
-    assert result["pairs"][0]["overall"]["jaccard"] == 0.0  # disjoint neuron sets
+    assert result.result.pairs[0].overall.jaccard == 0.0  # disjoint neuron sets
     run_script("mask_ops.py", "--operation", "intersection", "--masks", str(masks / "without_en.pt"),
                str(masks / "without_fr.pt"), "--output", str(tmp_path / "both.pt"))
     both = Mask.load(tmp_path / "both.pt")
@@ -343,7 +343,7 @@ def test_study_stage_and_report_section(neuron_run, planted, tmp_path, monkeypat
     monkeypatch.chdir(REPO)
     spec = {"name": "t", "study_dir": str(tmp_path / "study"), "seeds": [1], "transfer": "none",
             "transfer_sparsities": [50],
-            "tasks": {"clm": {"kind": "clm", "imp_config": "configs/offline/LT_clm.json", "model": str(planted / "model"),
+            "tasks": {"clm": {"kind": "clm", "imp_config": "configs/offline/LT_pretrain_clm.json", "model": str(planted / "model"),
                               "languages": list(LANGS), "imp_overrides": {"train_file": "data/mlm/{lang}.train.json",
                                                                           "validation_file": "data/mlm/{lang}.valid.json"}}},
             "neurons": {"text_files": str(planted / "{lang}.txt"), "eval_files": str(planted / "{lang}.valid.txt"),

@@ -19,13 +19,13 @@ import torch
 
 from utils.analysis import neurons as N
 from utils.analysis.retrieval import align_mask
-from utils.analysis.similarity import format_number
+from utils.analysis.writers import format_number, write_csv, write_json_last
 from utils.core.masks import Mask
 from utils.core.pruning import prunable_weights
 from utils.infra.args import ModelArguments
 from utils.infra.errors import UserError
-from utils.infra.io import save_tensors, write_json
-from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir, remove_unwritten
+from utils.infra.io import save_tensors
+from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir
 from utils.infra.progress import progress_bar
 from utils.infra.validation import check_language_list
 
@@ -260,8 +260,7 @@ def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> d
         written.append(root / "neuron_overlap.csv")
         write_rows_csv(written[-1], result["overlap"])
         print(format_overlap(rows))
-    write_json(root / "neurons.json", result)
-    remove_unwritten(root, ANALYSIS_OUTPUTS["neurons"], written + [root / "neurons.json"])  # an earlier run's
+    write_json_last(root, ANALYSIS_OUTPUTS["neurons"], written, root / "neurons.json", result)  # the completion file
     print(format_counts(selection))
     print(f"written to {root}")
     return result
@@ -288,19 +287,12 @@ def write_neuron_files(root: Path, model, layers, stats: N.ActivationProbs, sele
 
 
 def write_matrix_csv(path: Path, cells: dict[str, dict[str, float]], columns: list[str]) -> None:
-    from utils.infra.io import atomic_write
-
-    lines = ["ablated," + ",".join(columns)] + [f"{row}," + ",".join(f"{cells[row][c]:.6g}" for c in columns)
-                                               for row in cells]
-    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8"))
+    write_csv(path, ["ablated", *columns], [[row, *(cells[row][c] for c in columns)] for row in cells])
 
 
 def write_rows_csv(path: Path, rows: list[dict]) -> None:
-    from utils.infra.io import atomic_write
-
     keys = list(rows[0]) if rows else ["language", "layer"]
-    lines = [",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]
-    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8"))
+    write_csv(path, keys, [[r[k] for k in keys] for r in rows])
 
 
 def format_counts(selection: N.Selection) -> str:

@@ -8,6 +8,7 @@ module only arranges them paper-style, one reading guide per table, and copies t
 from __future__ import annotations
 
 import html
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -251,7 +252,7 @@ def neurons_section(study: Study, out: Path) -> dict:
                                  "and most other tickets drop: LAPE neurons vs random neurons of the same layers "
                                  "(z, one-sided p).", ["language", "layer", "neurons", "LAPE", "random", "z", "p"],
                                  [[r["language"], r["layer"], r["neurons"], f"{r['lape_mean']:.4f}",
-                                   f"{r['random_mean']:.4f}", _f(r["z"], 2) if r["z"] == r["z"] else "-",
+                                   f"{r['random_mean']:.4f}", format_number(None if math.isnan(r["z"]) else r["z"], 2),
                                    f"{r['p_high']:.3f}"] for r in result["overlap"]]))
     return _section("Language-specific neurons (LAPE)", " ".join(texts), tables=tables)
 
