@@ -30,6 +30,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -88,36 +89,87 @@ def seqeval_seconds(examples: int) -> float:
     return time.perf_counter() - start
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
 def bench_task(task: str, args, device: torch.device) -> dict:
+    """Every combination's training step, evaluation forward passes and pruning for one task, and the estimate."""
+    shape, vocab = (SMALL_SHAPE, 2000) if args.small else (common.MBERT_SHAPE, common.MBERT_VOCAB)
+    steppers, prune_s = build_steppers(task, shape, vocab, args.sparsity, device)
+    work = training_batches(task, args, vocab, device)
+    combos = [(p, pad, m) for p in PRECISIONS for pad in work.batches for m in steppers]
+    times, peaks = time_combinations(combos, steppers, work.batches, args, device)
+    eval_s = eval_seconds_per_example(steppers["masked"].model, task, args, vocab, device)
+    results = combination_results(combos, times, peaks, work)
+    rows = [[task, r["precision"], r["padding"], r["mask"], f"{r['step_s'] * 1000:.1f}", f"{r['samples_per_s']:.0f}",
+             f"{r['real_tokens_per_s']:.0f}", f"{r['masked_over_dense']:.3f}", f"{r['speedup_vs_fp32_max_dense']:.2f}x",
+             f"{r['peak_gib']:.2f} / {r['peak_over_start_gib']:.2f}" if "peak_gib" in r else "-"] for r in results]
+    schedule = SCHEDULES[task]
+    evals_per_round = math.ceil(schedule["steps"] / args.logging_steps)  # every logging_steps, plus after the round
+    metric_s = seqeval_seconds(schedule["eval_examples"]) if task == "ner" else 0.0
+    estimates = schedule_estimates(schedule, results, eval_s, metric_s, evals_per_round, prune_s["50->60%"],
+                                   list(work.batches))
+    return {
+        "task": task, "shape": shape, "vocab": vocab, "batch": args.batch, "seq": args.seq,
+        "timed_batches": len(work.lengths), "mean_dynamic_width": statistics.mean(max(ls) for ls in work.lengths),
+        "mean_real_length": work.real_tokens / work.samples, "prune_s": prune_s,
+        "eval_s_per_example": eval_s, "seqeval_s": metric_s, "evals_per_round": evals_per_round,
+        "results": results, "estimates": estimates, "rows": rows,
+    }
+
+
+def build_steppers(task: str, shape: dict, vocab: int, sparsity: float,
+                   device: torch.device) -> tuple[dict[str, "common.Stepper"], dict[str, float]]:
+    """A dense and a masked copy of one random model, and how long magnitude pruning takes on it."""
     from utils.core.masks import Mask
     from utils.core.pruning import magnitude_prune, prunable_weights
 
-    shape, vocab = (SMALL_SHAPE, 2000) if args.small else (common.MBERT_SHAPE, common.MBERT_VOCAB)
     base = common.build_model(shape, vocab, task)
     dense_model = copy.deepcopy(base).to(device)
     masked_model = base.to(device)
     weights = prunable_weights(masked_model)
     ones = Mask.ones_like(weights)
     prune_first = common.timed(lambda: magnitude_prune(weights, ones, 0.1), device)
-    half = magnitude_prune(weights, ones, args.sparsity)
-    prune_later = common.timed(lambda: magnitude_prune(weights, half, args.sparsity + 0.1), device)
-    steppers = {"dense": common.Stepper(dense_model, "dense"), "masked": common.Stepper(masked_model, "ours",
-                                                                                        sparsity=args.sparsity)}
-    # batches: a fixed random subset of the --group_by_length batches of a 64-batch pool, and the same examples
-    # padded to --seq
+    half = magnitude_prune(weights, ones, sparsity)
+    prune_later = common.timed(lambda: magnitude_prune(weights, half, sparsity + 0.1), device)
+    steppers = {"dense": common.Stepper(dense_model, "dense"),
+                "masked": common.Stepper(masked_model, "ours", sparsity=sparsity)}
+    return steppers, {"0->10%": prune_first, "50->60%": prune_later}
+
+
+@dataclass
+class Workload:
+    """The timed batches: `lengths` per batch, and those examples with dynamic padding and padded to --seq."""
+
+    lengths: list[list[int]]
+    batches: dict[str, list]  # padding -> batches
+    batch_size: int
+
+    @property
+    def real_tokens(self) -> int:
+        return sum(sum(ls) for ls in self.lengths)
+
+    @property
+    def samples(self) -> int:
+        return self.batch_size * len(self.lengths)
+
+
+def training_batches(task: str, args, vocab: int, device: torch.device) -> Workload:
+    """A fixed random subset of the --group_by_length batches of a 64-batch pool, and the same examples padded."""
     pool = lengths_for(task, args.batch * 64, args.seq, seed=1)
     grouped = common.length_grouped_batches(pool, args.batch, seed=1)
     chosen = np.random.default_rng(0).choice(len(grouped), size=min(args.steps, len(grouped)), replace=False)
-    dyn_lengths = [[pool[i] for i in grouped[j]] for j in chosen]
-    batches = {
-        "dynamic": [common.token_batch(ls, vocab, task=task, seed=k, device=device) for k, ls in enumerate(dyn_lengths)],
+    lengths = [[pool[i] for i in grouped[j]] for j in chosen]
+    return Workload(lengths, {
+        "dynamic": [common.token_batch(ls, vocab, task=task, seed=k, device=device) for k, ls in enumerate(lengths)],
         "max": [common.token_batch(ls, vocab, pad_to=args.seq, task=task, seed=k, device=device)
-                for k, ls in enumerate(dyn_lengths)],
-    }
-    real_tokens = sum(sum(ls) for ls in dyn_lengths)
-    samples = args.batch * len(dyn_lengths)
-    precisions = {"fp32": None, "bf16": torch.bfloat16}
-    combos = [(p, pad, m) for p in precisions for pad in batches for m in steppers]
+                for k, ls in enumerate(lengths)],
+    }, args.batch)
+
+
+def time_combinations(combos: list[tuple], steppers: dict, batches: dict[str, list], args,
+                      device: torch.device) -> tuple[dict[tuple, list[float]], dict[tuple, tuple[float, float]]]:
+    """Seconds per repetition of each combination (interleaved, after a warm-up), and peak memory on CUDA."""
     times: dict[tuple, list[float]] = {c: [] for c in combos}
     peaks: dict[tuple, tuple[float, float]] = {}
     cuda = device.type == "cuda"
@@ -125,7 +177,7 @@ def bench_task(task: str, args, device: torch.device) -> dict:
     def run(combo, n_batches=None):
         precision, pad, masking = combo
         stepper = steppers[masking]
-        stepper.autocast = precisions[precision]
+        stepper.autocast = PRECISIONS[precision]
         todo = batches[pad][:n_batches] if n_batches else batches[pad]
         common.sync(device)
         start = time.perf_counter()
@@ -145,15 +197,18 @@ def bench_task(task: str, args, device: torch.device) -> dict:
                 before = torch.cuda.memory_allocated()
             times[combo].append(run(combo))
             if cuda and rep == 0:
-                peaks[combo] = (torch.cuda.max_memory_allocated() / 2**30, (torch.cuda.max_memory_allocated() - before) / 2**30)
+                peaks[combo] = (torch.cuda.max_memory_allocated() / 2**30,
+                                (torch.cuda.max_memory_allocated() - before) / 2**30)
+    return times, peaks
 
-    # evaluation forward passes (dataset order, dynamic padding, --eval_batch)
+
+def eval_seconds_per_example(model, task: str, args, vocab: int, device: torch.device) -> dict[str, float]:
+    """Evaluation forward passes (dataset order, dynamic padding, --eval_batch) per precision."""
     eval_pool = lengths_for(task, args.eval_batch * 8, args.seq, seed=2)
     eval_batches = [common.token_batch(eval_pool[i:i + args.eval_batch], vocab, task=task, seed=i, device=device)
                     for i in range(0, len(eval_pool), args.eval_batch)]
     eval_s = {}
-    for precision, dtype in precisions.items():
-        model = steppers["masked"].model
+    for precision, dtype in PRECISIONS.items():
 
         @torch.no_grad()
         def forward_all():
@@ -168,47 +223,45 @@ def bench_task(task: str, args, device: torch.device) -> dict:
 
         forward_all()
         eval_s[precision] = median([common.timed(forward_all, device) for _ in range(max(1, args.reps))]) / len(eval_pool)
+    return eval_s
 
-    rows, results = [], []
+
+def combination_results(combos: list[tuple], times: dict, peaks: dict, work: Workload) -> list[dict]:
+    """Per combination: step time, samples and real tokens per second, and ratios to dense and to fp32/max/dense."""
+    results = []
     for combo in combos:
-        seconds = median(times[combo]) / len(dyn_lengths)
+        seconds = median(times[combo]) / len(work.lengths)
         entry = {"precision": combo[0], "padding": combo[1], "mask": combo[2], "step_s": seconds,
-                 "samples_per_s": samples / median(times[combo]), "real_tokens_per_s": real_tokens / median(times[combo]),
-                 "times_s": times[combo]}
+                 "samples_per_s": work.samples / median(times[combo]),
+                 "real_tokens_per_s": work.real_tokens / median(times[combo]), "times_s": times[combo]}
         if combo in peaks:
             entry["peak_gib"], entry["peak_over_start_gib"] = peaks[combo]
         results.append(entry)
     dense_ref = {(r["precision"], r["padding"]): r for r in results if r["mask"] == "dense"}
     base_ref = next(r for r in results if (r["precision"], r["padding"], r["mask"]) == ("fp32", "max", "dense"))
     for r in results:
-        r["masked_over_dense"] = (statistics.median(a / b for a, b in zip(r["times_s"], dense_ref[(r["precision"], r["padding"])]["times_s"]))
+        dense_times = dense_ref[(r["precision"], r["padding"])]["times_s"]
+        r["masked_over_dense"] = (statistics.median(a / b for a, b in zip(r["times_s"], dense_times))
                                   if r["mask"] == "masked" else 1.0)
         r["speedup_vs_fp32_max_dense"] = r["samples_per_s"] / base_ref["samples_per_s"]
-        rows.append([task, r["precision"], r["padding"], r["mask"], f"{r['step_s'] * 1000:.1f}", f"{r['samples_per_s']:.0f}",
-                     f"{r['real_tokens_per_s']:.0f}", f"{r['masked_over_dense']:.3f}", f"{r['speedup_vs_fp32_max_dense']:.2f}x",
-                     f"{r['peak_gib']:.2f} / {r['peak_over_start_gib']:.2f}" if "peak_gib" in r else "-"])
+    return results
 
-    # wall-time estimate for the paper's schedule, per configuration (masked training)
-    schedule = SCHEDULES[task]
-    evals_per_round = math.ceil(schedule["steps"] / args.logging_steps)  # every logging_steps, plus after the round
-    metric_s = seqeval_seconds(schedule["eval_examples"]) if task == "ner" else 0.0
+
+def schedule_estimates(schedule: dict, results: list[dict], eval_s: dict[str, float], metric_s: float,
+                       evals_per_round: int, prune_s: float, paddings: list[str]) -> dict[str, dict[str, float]]:
+    """Wall time of the paper's IMP schedule per precision and padding (masked training, evaluation, pruning)."""
     estimates = {}
-    for precision in precisions:
-        for pad in batches:
+    for precision in PRECISIONS:
+        for pad in paddings:
             r = next(x for x in results if (x["precision"], x["padding"], x["mask"]) == (precision, pad, "masked"))
             eval_one = schedule["eval_examples"] * eval_s[precision] + metric_s
-            per_round = schedule["steps"] * r["step_s"] + evals_per_round * eval_one + prune_later
+            per_round = schedule["steps"] * r["step_s"] + evals_per_round * eval_one + prune_s
             estimates[f"{precision}, {pad} padding"] = {
-                "hours": schedule["rounds"] * per_round / 3600, "train_hours": schedule["rounds"] * schedule["steps"] * r["step_s"] / 3600,
+                "hours": schedule["rounds"] * per_round / 3600,
+                "train_hours": schedule["rounds"] * schedule["steps"] * r["step_s"] / 3600,
                 "eval_hours": schedule["rounds"] * evals_per_round * eval_one / 3600,
             }
-    return {
-        "task": task, "shape": shape, "vocab": vocab, "batch": args.batch, "seq": args.seq,
-        "timed_batches": len(dyn_lengths), "mean_dynamic_width": statistics.mean(max(ls) for ls in dyn_lengths),
-        "mean_real_length": real_tokens / samples, "prune_s": {"0->10%": prune_first, "50->60%": prune_later},
-        "eval_s_per_example": eval_s, "seqeval_s": metric_s, "evals_per_round": evals_per_round,
-        "results": results, "estimates": estimates, "rows": rows,
-    }
+    return estimates
 
 
 def main(argv=None) -> dict:

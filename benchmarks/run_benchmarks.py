@@ -148,14 +148,41 @@ GROUPED = "ours + --group_by_length (dynamic padding, length-grouped batches)"
 
 
 def bench_pipeline(cfg: dict, workdir: Path) -> dict:
-    from transformers import DataCollatorForTokenClassification
-
-    from utils.core.pruning import prunable_weights
-    from utils.core.training import MaskedTrainer
-
+    """Samples/s through MaskedTrainer.train per input pipeline, and evaluation forward passes at batch 8 vs 64."""
     n, batch = cfg["pipe_n"], cfg["pipe_batch"]
     lengths = common.wikiann_lengths(n, seed=1)
     tokenizer = common.pad_tokenizer()
+    trainers = pipeline_trainers(cfg, workdir, lengths, tokenizer)
+    steps = trainers[DEFAULT].steps_per_epoch
+    times = time_training(trainers, steps, cfg["reps"])
+    samples = steps * batch
+    reference = times[ORIGINAL]
+    rows = [[name, f"{samples / median(values):.1f}", f"{sum(lengths[:samples]) / median(values):.0f}",
+             f"{paired_ratio(reference, values):.2f}x"] for name, values in times.items()]
+    eval_lengths, eval_times = time_eval_batches(trainers[DEFAULT].model, cfg, tokenizer)
+    for name, values in eval_times.items():
+        rows.append([name + " (forward only)", f"{len(eval_lengths) / median(values):.1f}",
+                     f"{sum(eval_lengths) / median(values):.0f}",
+                     f"{paired_ratio(eval_times['eval batch 8'], values):.2f}x (vs eval batch 8)"])
+    padded_tokens = sum(128 for _ in range(samples))
+    return {
+        "examples": n, "batch": batch, "steps_per_epoch": steps, "mean_length": statistics.mean(lengths),
+        "length_percentiles": {p: sorted(lengths)[int(p / 100 * (n - 1))] for p in (5, 50, 95)},
+        "times_s": times, "eval_times_s": eval_times,
+        "default_over_original_samples_per_s": paired_ratio(reference, times[DEFAULT]),
+        "group_by_length_over_original_samples_per_s": paired_ratio(reference, times[GROUPED]),
+        "masked_over_dense_trainer": paired_ratio(times[DEFAULT], times[DEFAULT_DENSE]),
+        "padding_fraction_original": 1 - sum(lengths[:samples]) / padded_tokens,
+        "table": markdown_table(["pipeline (masked 50% unless noted)", "samples/s", "real tokens/s",
+                                 "speed-up vs original-style"], rows),
+    }
+
+
+def pipeline_trainers(cfg: dict, workdir: Path, lengths: list[int], tokenizer) -> dict:
+    """One MaskedTrainer per pipeline variant, each on its own copy of the same model (and the same 50% mask)."""
+    from utils.core.pruning import prunable_weights
+    from utils.core.training import MaskedTrainer
+
     unpadded = common.ner_examples(lengths, cfg["vocab"], seed=1)
     padded = common.ner_examples(lengths, cfg["vocab"], seed=1, pad_to=128)
     base = common.build_model(cfg["shape"], cfg["vocab"])
@@ -169,13 +196,17 @@ def bench_pipeline(cfg: dict, workdir: Path) -> dict:
     }
     trainers = {}
     for name, (examples, group, masked) in variants.items():
-        args = common.training_args(str(workdir / "pipeline"), per_device_train_batch_size=batch, group_by_length=group,
-                                    max_grad_norm=1.0)
+        args = common.training_args(str(workdir / "pipeline"), per_device_train_batch_size=cfg["pipe_batch"],
+                                    group_by_length=group, max_grad_norm=1.0)
         with contextlib.redirect_stdout(io.StringIO()):
             trainer = MaskedTrainer(_setup(copy.deepcopy(base), examples, lengths, tokenizer), args)
         trainer.set_mask(mask if masked else None)
         trainers[name] = trainer
-    steps = trainers[DEFAULT].steps_per_epoch
+    return trainers
+
+
+def time_training(trainers: dict, steps: int, reps: int) -> dict[str, list[float]]:
+    """Seconds of `steps` training steps per trainer, interleaved over `reps` repetitions."""
 
     def run(trainer):
         seeds = iter(range(10**9))  # one per call: every variant sees the same batch orders, rep by rep
@@ -185,16 +216,13 @@ def bench_pipeline(cfg: dict, workdir: Path) -> dict:
                 trainer.train(steps, seed=next(seeds))
         return lambda: timed(go)
 
-    times = interleaved({name: run(t) for name, t in trainers.items()}, cfg["reps"])
-    samples = steps * batch
-    reference = times[ORIGINAL]
-    rows = []
-    for name, values in times.items():
-        rows.append([name, f"{samples / median(values):.1f}", f"{sum(lengths[:samples]) / median(values):.0f}",
-                     f"{paired_ratio(reference, values):.2f}x"])
+    return interleaved({name: run(t) for name, t in trainers.items()}, reps)
 
-    # evaluation: the same forward passes at eval batch 8 vs 64 (dynamic padding, dataset order)
-    model = trainers[DEFAULT].model
+
+def time_eval_batches(model, cfg: dict, tokenizer) -> tuple[list[int], dict[str, list[float]]]:
+    """The same evaluation forward passes at eval batch 8 vs 64 (dynamic padding, dataset order)."""
+    from transformers import DataCollatorForTokenClassification
+
     eval_lengths = common.wikiann_lengths(cfg["eval_n"], seed=2)
     eval_examples = common.ner_examples(eval_lengths, cfg["vocab"], seed=2)
     collator = DataCollatorForTokenClassification(tokenizer)
@@ -210,23 +238,7 @@ def bench_pipeline(cfg: dict, workdir: Path) -> dict:
             model.train()
         return lambda: timed(go)
 
-    eval_times = interleaved({"eval batch 8": evaluate(8), "eval batch 64": evaluate(64)}, cfg["reps"])
-    for name, values in eval_times.items():
-        rows.append([name + " (forward only)", f"{len(eval_examples) / median(values):.1f}",
-                     f"{sum(eval_lengths) / median(values):.0f}",
-                     f"{paired_ratio(eval_times['eval batch 8'], values):.2f}x (vs eval batch 8)"])
-    padded_tokens = sum(128 for _ in range(samples))
-    return {
-        "examples": n, "batch": batch, "steps_per_epoch": steps, "mean_length": statistics.mean(lengths),
-        "length_percentiles": {p: sorted(lengths)[int(p / 100 * (n - 1))] for p in (5, 50, 95)},
-        "times_s": times, "eval_times_s": eval_times,
-        "default_over_original_samples_per_s": paired_ratio(reference, times[DEFAULT]),
-        "group_by_length_over_original_samples_per_s": paired_ratio(reference, times[GROUPED]),
-        "masked_over_dense_trainer": paired_ratio(times[DEFAULT], times[DEFAULT_DENSE]),
-        "padding_fraction_original": 1 - sum(lengths[:samples]) / padded_tokens,
-        "table": markdown_table(["pipeline (masked 50% unless noted)", "samples/s", "real tokens/s",
-                                 "speed-up vs original-style"], rows),
-    }
+    return eval_lengths, interleaved({"eval batch 8": evaluate(8), "eval batch 64": evaluate(64)}, cfg["reps"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -407,7 +419,7 @@ def bench_memory(cfg: dict, args) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def main(argv=None) -> dict:
+def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="the real mBERT shape for the step/pipeline sections")
@@ -423,60 +435,68 @@ def main(argv=None) -> dict:
     parser.add_argument("--memory-shape", default="small", help=argparse.SUPPRESS)
     parser.add_argument("--memory-steps", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.memory_child:
-        memory_child(args.memory_child, args.memory_shape, args.memory_steps)
-        return {}
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = [s for s in sections if s not in SECTIONS]
-    if unknown:
+    args.section_list = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in args.section_list if s not in SECTIONS]
+    if unknown and not args.memory_child:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
-    cfg = sizes(args)
-    cfg["similarity"] = not args.no_similarity
-    if not args.threads and hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
-        print(f"warning: load average {os.getloadavg()[0]:.1f} exceeds {os.cpu_count()} CPUs; OpenMP threads spin "
-              "when oversubscribed: consider --threads 1 for stable ratios", file=sys.stderr)
-    info = common.machine_info()
-    command = "python benchmarks/run_benchmarks.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    results: dict = {"machine": info, "command": command.strip(), "model": cfg["label"], "sections": {}}
-    out = [f"# Benchmarks ({cfg['label']})", "",
-           f"{info['date']} | {info['cpu']} | {info['cpu_count']} CPUs, {info['torch_threads']} torch threads | "
-           f"torch {info['torch']}, transformers {info['transformers']}, accelerate {info['accelerate']}, "
-           f"Python {info['python']}", "", f"`{results['command']}`", ""]
-    print("\n".join(out), flush=True)
+    return args
+
+
+def step_text(r: dict, cfg: dict) -> list[str]:
+    return [f"## Training step (batch {r['batch'][0]} x {r['batch'][1]}, {cfg['reps']} interleaved reps)",
+            "", r["table"], "",
+            f"masked / dense = {r['masked_over_dense']:.3f}; BoundMask.apply_to_grads + apply_to_weights "
+            f"alone: {r['mask_ops_s'] * 1000:.2f} ms ({r['mask_ops_fraction_of_step']:.2%} of a dense step)"]
+
+
+def pipeline_text(r: dict, cfg: dict) -> list[str]:
+    return [f"## Input pipeline through MaskedTrainer.train ({r['examples']} WikiANN-like examples, "
+            f"length p5/p50/p95 = {'/'.join(str(v) for v in r['length_percentiles'].values())} word pieces, "
+            f"batch {r['batch']}, one epoch = {r['steps_per_epoch']} steps, {cfg['reps']} interleaved reps)",
+            "", r["table"], "",
+            f"default / original-style samples/s = {r['default_over_original_samples_per_s']:.2f}x "
+            f"(with --group_by_length {r['group_by_length_over_original_samples_per_s']:.2f}x); "
+            f"masked / dense (real trainer, time) = {r['masked_over_dense_trainer']:.3f}; "
+            f"padding in original-style batches: {r['padding_fraction_original']:.0%}"]
+
+
+def masks_text(r: dict, cfg: dict) -> list[str]:
+    sim = r["similarity"]
+    sim_line = (f"mask_similarity.py on {sim['masks']} masks: {sim['seconds']:.1f} s" if "seconds" in sim
+                else f"mask_similarity.py: skipped ({sim.get('skipped') or sim})")
+    return [f"## Mask files and pruning ({r['num_matrices']} matrices, {r['num_weights']:,} weights)", "",
+            r["table_files"], "", r["table_prune"], "", sim_line]
+
+
+def memory_text(r: dict, cfg: dict) -> list[str]:
+    return ["## Peak memory (separate processes, peak RSS = VmHWM)", "", r["table"]]
+
+
+# section -> (what measures it, what prints it)
+RUNNERS = {
+    "step": (lambda cfg, workdir, args: bench_step(cfg), step_text),
+    "pipeline": (lambda cfg, workdir, args: bench_pipeline(cfg, workdir), pipeline_text),
+    "masks": (lambda cfg, workdir, args: bench_masks(cfg, workdir), masks_text),
+    "memory": (lambda cfg, workdir, args: bench_memory(cfg, args), memory_text),
+}
+
+
+def header_lines(cfg: dict, info: dict, command: str) -> list[str]:
+    return [f"# Benchmarks ({cfg['label']})", "",
+            f"{info['date']} | {info['cpu']} | {info['cpu_count']} CPUs, {info['torch_threads']} torch threads | "
+            f"torch {info['torch']}, transformers {info['transformers']}, accelerate {info['accelerate']}, "
+            f"Python {info['python']}", "", f"`{command}`", ""]
+
+
+def run_sections(cfg: dict, args, results: dict, out: list[str]) -> None:
+    """Each section in turn: its results into results['sections'], its text printed and appended to `out`."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=args.workdir)) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-"))
-    started = time.perf_counter()
     try:
-        for section in sections:
+        for section in args.section_list:
             t0 = time.perf_counter()
-            if section == "step":
-                r = bench_step(cfg)
-                text = [f"## Training step (batch {r['batch'][0]} x {r['batch'][1]}, {cfg['reps']} interleaved reps)",
-                        "", r["table"], "",
-                        f"masked / dense = {r['masked_over_dense']:.3f}; BoundMask.apply_to_grads + apply_to_weights "
-                        f"alone: {r['mask_ops_s'] * 1000:.2f} ms ({r['mask_ops_fraction_of_step']:.2%} of a dense step)"]
-            elif section == "pipeline":
-                r = bench_pipeline(cfg, tmp)
-                text = [f"## Input pipeline through MaskedTrainer.train ({r['examples']} WikiANN-like examples, "
-                        f"length p5/p50/p95 = {'/'.join(str(v) for v in r['length_percentiles'].values())} word pieces, "
-                        f"batch {r['batch']}, one epoch = {r['steps_per_epoch']} steps, {cfg['reps']} interleaved reps)",
-                        "", r["table"], "",
-                        f"default / original-style samples/s = {r['default_over_original_samples_per_s']:.2f}x "
-                        f"(with --group_by_length {r['group_by_length_over_original_samples_per_s']:.2f}x); "
-                        f"masked / dense (real trainer, time) = {r['masked_over_dense_trainer']:.3f}; "
-                        f"padding in original-style batches: {r['padding_fraction_original']:.0%}"]
-            elif section == "masks":
-                r = bench_masks(cfg, tmp)
-                sim = r["similarity"]
-                sim_line = (f"mask_similarity.py on {sim['masks']} masks: {sim['seconds']:.1f} s" if "seconds" in sim
-                            else f"mask_similarity.py: skipped ({sim.get('skipped') or sim})")
-                text = [f"## Mask files and pruning ({r['num_matrices']} matrices, {r['num_weights']:,} weights)", "",
-                        r["table_files"], "", r["table_prune"], "", sim_line]
-            else:
-                r = bench_memory(cfg, args)
-                text = ["## Peak memory (separate processes, peak RSS = VmHWM)", "", r["table"]]
+            measure, describe = RUNNERS[section]
+            r = measure(cfg, tmp, args)
+            text = describe(r, cfg)
             r["seconds"] = round(time.perf_counter() - t0, 1)
             results["sections"][section] = r
             text.append(f"\n({section}: {r['seconds']} s)\n")
@@ -484,13 +504,33 @@ def main(argv=None) -> dict:
             print("\n".join(text), flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.memory_shape, args.memory_steps)
+        return {}
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cfg = sizes(args)
+    cfg["similarity"] = not args.no_similarity
+    if not args.threads and hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
+        print(f"warning: load average {os.getloadavg()[0]:.1f} exceeds {os.cpu_count()} CPUs; OpenMP threads spin "
+              "when oversubscribed: consider --threads 1 for stable ratios", file=sys.stderr)
+    info = common.machine_info()
+    command = ("python benchmarks/run_benchmarks.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    results: dict = {"machine": info, "command": command, "model": cfg["label"], "sections": {}}
+    out = header_lines(cfg, info, command)
+    print("\n".join(out), flush=True)
+    started = time.perf_counter()
+    run_sections(cfg, args, results, out)
     results["seconds"] = round(time.perf_counter() - started, 1)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1, default=str))
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(out) + "\n")
+    for path, text in ((args.json, json.dumps(results, indent=1, default=str)), (args.markdown, "\n".join(out) + "\n")):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
     return results
 
 

@@ -174,10 +174,13 @@ def test_lt_pretrain_end_to_end(run_script, mlm_args, tmp_path):
     assert results["complete"] and results["task"] == "mlm"
     assert results["metric"] == "perplexity" and results["greater_is_better"] is False
     assert [r["sparsity"] for r in results["rounds"]] == pytest.approx([0.0, 0.25, 0.5])
+    masked = {entry["eval"]["en"]["masked_tokens"] for entry in results["rounds"]}
+    assert len(masked) == 1 and masked.pop() > 0  # every round scores the same masked tokens
     for entry in results["rounds"]:
         values = entry["eval"]["en"]
         assert entry["headline"] == values["perplexity"] == pytest.approx(math.exp(values["loss"]))
-        assert 0.0 <= values["accuracy"] <= 1.0
+        right = values["accuracy"] * values["masked_tokens"]  # k of the masked tokens predicted
+        assert right == pytest.approx(round(right), abs=1e-6)
     assert json.loads((tmp_path / "imp" / "imp_results.json").read_text())["complete"]
     for sparsity in (25, 50):
         mask = Mask.load(tmp_path / "imp" / "masks" / f"sparsity_{sparsity}.pt")

@@ -171,3 +171,65 @@ def test_run_killed_in_its_first_round_restarts_by_itself(tiny_models, tmp_path,
     results = run_script("LT_ner.py", *argv)  # the same command, no flags: it picks the run up
     assert "no round was completed" in capsys.readouterr().out
     assert results["complete"] and len(results["rounds"]) == 2
+
+
+def fingerprint_of(phase: str, *flags: str) -> dict:
+    """The fingerprint the driver of `phase` records, for LT_ner.py / ner_fine_tune.py with these flags."""
+    from utils.core.imp import mask_fingerprint
+    from utils.infra.args import ExperimentTrainingArguments, IMPArguments, MaskArguments, ModelArguments, parse_args
+    from utils.infra.outputs import run_fingerprint
+    from utils.tasks.ner import NerDataArguments
+
+    argv = ["--model_name_or_path", "m", "--output_dir", "out", "--data_language", "en", *NER_DATA, "--seed", "3"]
+    if phase == "imp":
+        return mask_fingerprint(*parse_args((ModelArguments, NerDataArguments, IMPArguments,
+                                             ExperimentTrainingArguments), argv + list(flags)))
+    args = parse_args((ModelArguments, NerDataArguments, MaskArguments, ExperimentTrainingArguments),
+                      argv + ["--pruning_type", "random", "--sparsity", "50", *flags])
+    return run_fingerprint(*args)
+
+
+@pytest.mark.parametrize("phase", ["imp", "finetune"])
+@pytest.mark.parametrize("flags, differences", [
+    (["--output_dir", "elsewhere", "--logging_steps", "7", "--logging_first_step", "true", "--log_level", "error",
+      "--report_to", "none", "--run_name", "x", "--dataloader_num_workers", "2", "--overwrite_output_dir", "true",
+      "--disable_tqdm", "true", "--preprocessing_num_workers", "2", "--model_type", "mbert"], []),
+    (["--learning_rate", "1e-3"], ["learning_rate: 5e-05 -> 0.001"]),
+    (["--seed", "4"], ["seed: 3 -> 4"]),
+    (["--warmup_ratio", "0.1"], ["warmup_ratio: 0.0 -> 0.1", "warmup_steps: 0 -> 0.1"]),  # v5 copies the ratio
+    (["--train_sampling_strategy", "group_by_length"],
+     ["group_by_length: False -> True", "train_sampling_strategy: 'random' -> 'group_by_length'"]),
+])
+def test_one_rule_says_whether_a_run_is_the_same_run(phase, flags, differences):
+    """IMP and fine-tuning share one rule: where a run is kept, how it is logged and how many workers prepare its
+    data do not make it another run; what it computes (learning rate, seed, schedule, batches) does."""
+    from utils.infra.outputs import config_differences
+
+    assert config_differences(fingerprint_of(phase), fingerprint_of(phase, *flags)) == differences
+
+
+def test_imp_alone_lets_evaluation_settings_change():
+    """Evaluation does not change which masks IMP finds, so a resumed IMP run may change it; a fine-tuning run's
+    results are its evaluation, so there it makes another run."""
+    from utils.infra.outputs import config_differences
+
+    flags = ["--eval_languages", "fr", "--per_device_eval_batch_size", "3"]
+    assert config_differences(fingerprint_of("imp"), fingerprint_of("imp", *flags)) == []
+    assert config_differences(fingerprint_of("finetune"), fingerprint_of("finetune", *flags)) == [
+        "eval_languages: None -> 'fr'", "per_device_eval_batch_size: 8 -> 3"]
+
+
+def test_finished_fine_tuning_rerun_with_other_logging_is_the_same_run(tiny_models, tmp_path, run_script, capsys):
+    out = tmp_path / "ft"
+    argv = ["--model_name_or_path", str(tiny_models / "mbert-tiny"), "--output_dir", str(out), "--data_language",
+            "en", *NER_DATA, "--pruning_type", "random", "--sparsity", "50", "--do_train", "--max_steps", "2",
+            "--max_train_samples", "16", "--max_eval_samples", "8", "--use_cpu", "--seed", "3"]
+    run_script("ner_fine_tune.py", *argv)
+    written = (out / "finetune_results.json").read_bytes()
+    capsys.readouterr()
+    run_script("ner_fine_tune.py", *argv, "--logging_steps", "1", "--log_level", "warning")
+    assert "already holds this fine-tuning run's results; nothing to do" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        run_script("ner_fine_tune.py", *argv, "--learning_rate", "1e-3")
+    assert "complete fine-tuning run with other settings (learning_rate: 5e-05 -> 0.001)" in capsys.readouterr().err
+    assert (out / "finetune_results.json").read_bytes() == written

@@ -337,3 +337,85 @@ def test_local_executor_gives_each_run_its_own_gpu(tmp_path):
     assert {probes[0]["gpu"], probes[1]["gpu"]} == {"3", "5"}
     assert probes[2]["start"] >= min(probes[0]["end"], probes[1]["end"])  # never three at once
     assert "CUDA_VISIBLE_DEVICES=" + probes[2]["gpu"] in (study.study_dir / "probe2" / "run.log").read_text()
+
+
+def probe_runs(tmp_path: Path, codes: dict[str, int]) -> tuple[list, Path]:
+    """Runs of a script that sleeps a moment, writes its output and exits with the code its config names."""
+    from utils.study.plan import Run
+
+    script = tmp_path / "exit_with.py"
+    script.write_text("import json, os, sys, time\n"
+                      "config = json.load(open(sys.argv[1]))\n"
+                      "time.sleep(config['sleep'])\n"
+                      "open(os.path.join(config['output_dir'], 'probe.json'), 'w').write('{}')\n"
+                      "sys.exit(config['code'])\n")
+    runs = []
+    for name, code in codes.items():
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        config = {"output_dir": str(run_dir), "code": code, "sleep": 0.3}
+        (run_dir / "config.json").write_text(json.dumps(config))
+        runs.append(Run(name, "summary", str(script), config, run_dir, outputs=["probe.json"]))
+    return runs, script
+
+
+def wait_until_idle(executor, seconds: float = 60) -> list:
+    finished, deadline = [], time.time() + seconds
+    while executor.busy() and time.time() < deadline:
+        finished += executor.poll()
+        time.sleep(0.05)
+    assert not executor.busy() and executor.poll() == []
+    return finished
+
+
+def make_probe_executor(name: str, tmp_path: Path):
+    from utils.study.execute import LocalExecutor, SubmititExecutor
+    from utils.study.plan import Study
+
+    if name == "submitit_local":
+        study = Study("probe", str(tmp_path / "s.json"), tmp_path, [1], {}, [],
+                      {"executor": {"kind": "submitit_local", "folder": str(tmp_path / "submitit")}})
+        return SubmititExecutor.from_study(study)
+    return LocalExecutor([], 2, name)
+
+
+@pytest.mark.parametrize("name", ["fork", "subprocess", "submitit_local"])
+def test_executors_report_each_run_once_with_its_exit_code(name, tmp_path):
+    """The scheduler's contract on every executor: submit returns at once, busy until poll has returned every run,
+    each run once as a Finished with the script's exit code and a duration that covers its work."""
+    from utils.study.execute import Executor, Finished, job_for
+
+    executor = make_probe_executor(name, tmp_path)
+    assert isinstance(executor, Executor)
+    runs, _ = probe_runs(tmp_path, {"good": 0, "bad": 3})
+    assert not executor.busy() and executor.poll() == [] and executor.free_slots() >= 2
+    executor.prepare([])
+    started = time.time()
+    executor.submit([(run, job_for(run, False, str(tmp_path))) for run in runs])
+    assert executor.busy() and time.time() - started < 5
+    finished = sorted(wait_until_idle(executor), key=lambda f: f.id)
+    assert [type(f) for f in finished] == [Finished, Finished]
+    assert [(f.id, f.returncode, f.error) for f in finished] == [("bad", 3, ""), ("good", 0, "")]
+    assert all(0.3 <= f.seconds < 60 for f in finished)
+    assert (tmp_path / "good" / "run.log").read_text().startswith("\n=== study run good")
+
+
+def test_a_job_that_dies_is_finished_with_the_reason(tmp_path):
+    """A submitit job that dies before its script reports (here: its run folder vanished, so the log cannot open;
+    on Slurm a timeout or a lost node) comes back with no exit code and a reason naming the job, the error and the
+    job's log, which the scheduler records as the run's failure."""
+    import shutil
+
+    from utils.study.execute import _finish, job_for
+
+    executor = make_probe_executor("submitit_local", tmp_path)
+    (run,), _ = probe_runs(tmp_path, {"vanished": 0})
+    shutil.rmtree(run.run_dir)
+    executor.submit([(run, job_for(run, False, str(tmp_path)))])
+    (job,) = executor.jobs.values()
+    (finished,) = wait_until_idle(executor)
+    assert finished.id == "vanished" and finished.returncode is None
+    assert finished.error.startswith(f"job {job.job_id} died: ")
+    assert finished.error.endswith(f"(submitit log: {job.paths.stderr})")
+    outcome = _finish(run, finished)
+    assert (outcome.status, outcome.detail) == ("failed", finished.error)

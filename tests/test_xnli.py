@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from pathlib import Path
 
@@ -85,8 +86,14 @@ def test_lt_xnli_end_to_end(run_script, xnli_args, tmp_path):
     assert results["complete"] and results["metric"] == "accuracy" and results["greater_is_better"] is True
     assert [r["sparsity"] for r in results["rounds"]] == pytest.approx([0.0, 0.25, 0.5])
     for entry in results["rounds"]:
-        assert set(entry["eval"]) == {"fr", "en", "average"} and 0.0 <= entry["headline"] <= 1.0
-        assert entry["eval"]["fr"]["loss"] > 0
+        evaluation = entry["eval"]
+        assert set(evaluation) == {"fr", "en", "average"} and entry["headline"] == evaluation["fr"]["accuracy"]
+        for lang in ("fr", "en"):
+            right = evaluation[lang]["accuracy"] * len(PAIRS)  # k of the validation pairs right, not a mean of means
+            assert right == pytest.approx(round(right), abs=1e-6)
+            assert math.isfinite(evaluation[lang]["loss"]) and evaluation[lang]["loss"] > 0
+        assert evaluation["average"]["accuracy"] == pytest.approx((evaluation["fr"]["accuracy"]
+                                                                   + evaluation["en"]["accuracy"]) / 2)
     saved = json.loads((tmp_path / "imp" / "imp_results.json").read_text())
     assert saved["task"] == "xnli" and len(saved["rounds"]) == 3
     for sparsity in (25, 50):
@@ -96,12 +103,17 @@ def test_lt_xnli_end_to_end(run_script, xnli_args, tmp_path):
 
 
 def test_label_words_are_mapped_and_bad_labels_stop(run_script, xnli_args, data, tmp_path, capsys):
+    """Label words train and evaluate exactly as the label ids they name."""
     words = ["entailment", "neutral", "contradiction"]
     write_jsonl(tmp_path / "words.jsonl", [{"premise": p, "hypothesis": h, "label": words[y]} for p, h, y in PAIRS])
-    results = run_script("xnli_fine_tune.py", *xnli_args("words", "--train_file", str(tmp_path / "words.jsonl"),
-                                                         "--validation_file", str(tmp_path / "words.jsonl"),
-                                                         "--pruning_type", "none", "--max_steps", "1"))
-    assert results["eval"]["en"]["accuracy"] >= 0.0
+    write_jsonl(tmp_path / "ids.jsonl", [{"premise": p, "hypothesis": h, "label": y} for p, h, y in PAIRS])
+    results = {}
+    for name in ("words", "ids"):
+        results[name] = run_script("xnli_fine_tune.py", *xnli_args(
+            name, "--train_file", str(tmp_path / f"{name}.jsonl"), "--validation_file", str(tmp_path / f"{name}.jsonl"),
+            "--pruning_type", "none", "--max_steps", "1"))
+    assert results["words"]["eval"] == results["ids"]["eval"] and math.isfinite(results["words"]["train_loss"])
+    assert results["words"]["train_loss"] == results["ids"]["train_loss"]
     write_jsonl(tmp_path / "bad.jsonl", [{"premise": "a", "hypothesis": "b", "label": -1}])
     with pytest.raises(SystemExit) as stop:
         run_script("xnli_fine_tune.py", *xnli_args("bad", "--train_file", str(tmp_path / "bad.jsonl"),

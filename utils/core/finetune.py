@@ -10,12 +10,8 @@ from utils.core.training import MaskedTrainer, format_metrics
 from utils.tasks.base import TaskSetup
 from utils.infra.args import ExperimentTrainingArguments, MaskArguments, config_dict
 from utils.infra.errors import UserError
-from utils.infra.outputs import mask_file_bytes, run_inputs
+from utils.infra.outputs import mask_file_bytes, run_fingerprint, run_inputs
 from utils.infra.results_schema import FinetuneResults, finetune_results_from, to_dict, write_results
-
-# Settings that say where and how a run is kept, not what it computes: a re-run differing only here is the same run.
-_BOOKKEEPING_KEYS = ("output_dir", "overwrite_output_dir", "discard_unfinished_run", "resume", "logging_dir",
-                     "dataloader_num_workers", "run_name")
 
 
 def build_fixed_mask(mask_args: MaskArguments, weights, seed: int) -> tuple[Optional[Mask], dict[str, Any]]:
@@ -57,7 +53,7 @@ def run_finetune(
 ) -> dict:
     """Train under one fixed mask (or none), evaluate, and write finetune_results.json; returns the results."""
     config = config_dict(model_args, data_args, mask_args, training_args)
-    fingerprint = {k: v for k, v in config.items() if k not in _BOOKKEEPING_KEYS}
+    fingerprint = run_fingerprint(model_args, data_args, mask_args, training_args)
     session = RunSession("finetune", fingerprint, training_args, run_inputs(model_args, data_args, mask_args.mask_dir))
     if session.plan.finished:
         previous = finetune_results_from(session.plan.previous, session.paths.finetune_results)
@@ -67,14 +63,14 @@ def run_finetune(
     setup, trainer = session.load(build_setup)  # after the output-directory check, so a refused run fails fast
     mask, mask_info = build_fixed_mask(mask_args, trainer.weights, training_args.seed)
     for note in setup.notes + (mask.notes if mask is not None else []):
-        trainer.print(note)
+        trainer.log_progress(note)
     trainer.set_mask(mask)
     trainer.mask_checksums_agree()
     session.claim(trainer, _output_bytes(trainer, mask_args.save_model),
                   "the saved model and mask" if mask_args.save_model else "the results")
     session.begin(trainer, config)
     sparsity = mask.sparsity if mask is not None else 0.0
-    trainer.print(
+    trainer.log_progress(
         f"fine-tuning {setup.task} on {','.join(setup.train_languages)} under a {mask_args.pruning_type} mask "
         f"at sparsity {sparsity:.2%} from {'pre-trained' if mask_args.weight_init == 'pre' else 'random'} weights"
     )

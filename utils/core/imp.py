@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
@@ -29,25 +29,15 @@ from utils.infra.args import IMPArguments, ExperimentTrainingArguments, config_d
 from utils.infra.errors import Interrupted, UserError
 from utils.infra.io import save_tensors
 from utils.infra.models import head_state_names
-from utils.infra.outputs import RunPaths, mask_file_bytes, run_inputs
+from utils.infra.outputs import RunPaths, mask_file_bytes, run_fingerprint, run_inputs
 from utils.infra.results_schema import ImpResults, ImpRound, imp_results_from, read_results, to_dict, write_results
 from utils.infra.tracking import eta_line, round_values
 
-# Settings that change which masks IMP finds; a resumed run must match the interrupted one on all of them.
-_TRAINING_KEYS_THAT_SHAPE_MASKS = (
-    "seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
-    "num_train_epochs", "max_steps", "save_steps", "warmup_steps", "lr_scheduler_type", "optim",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "fp16", "bf16", "group_by_length", "do_train",
-    "data_seed",
-)
-
-
 def mask_fingerprint(model_args, data_args, imp_args: IMPArguments, training_args) -> dict[str, Any]:
-    settings = {k: v for k, v in asdict(model_args).items() if k not in ("cache_dir", "model_type")}
-    settings.update({k: v for k, v in asdict(data_args).items() if k not in data_args.eval_only_fields})
-    settings.update({k: v for k, v in asdict(imp_args).items() if k != "mask_format"})
-    settings.update({k: getattr(training_args, k) for k in _TRAINING_KEYS_THAT_SHAPE_MASKS})
-    return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in settings.items()}
+    """The settings that change which masks IMP finds: a resumed run must match the interrupted one on all of them
+    (the shared rule, less the fields that change only evaluation)."""
+    return run_fingerprint(model_args, data_args, imp_args, training_args,
+                           ignore=data_args.eval_only_fields + training_args.eval_only_fields)
 
 
 @dataclass
@@ -133,7 +123,7 @@ def run_imp(
         entry = train_round(trainer, session.paths, rounds, state, k)
         prune_and_save(trainer, session.paths, rounds, state, k, entry)
         record_round(trainer, session.paths, rounds, state, entry)
-        trainer.print(rounds.prefix(k) + eta_line(k + 1, len(schedule), k + 1 - state.start, time.time() - loop_started))
+        trainer.log_progress(rounds.prefix(k) + eta_line(k + 1, len(schedule), k + 1 - state.start, time.time() - loop_started))
     trainer.tracker.finish()
     if trainer.is_main:
         session.paths.clear_resume_files()
@@ -166,22 +156,22 @@ def plan_rounds(setup: TaskSetup, trainer: MaskedTrainer, model_args, imp_args: 
     rounds = Rounds(schedule, round_steps, lr_schedule_steps(trainer.step_budget, imp_args, round_steps), carried,
                     metadata, imp_args, training_args.seed, training_args.do_eval)
     weights = trainer.weights
-    trainer.print(
+    trainer.log_progress(
         f"IMP on {setup.task} ({','.join(setup.train_languages)}): {len(schedule)} rounds x {round_steps} steps, "
         f"sparsity {schedule[0]:.0%} -> {schedule[-1]:.0%} ({imp_args.prune_schedule}, {imp_args.prune_scope}), "
         f"{sum(w.numel() for w in weights.values()):,} prunable weights in {len(weights)} matrices"
     )
-    trainer.print(
+    trainer.log_progress(
         f"each round: learning rate over the first {round_steps} of {rounds.lr_steps} schedule steps "
         f"(--lr_schedule_span {imp_args.lr_schedule_span}); rewinds "
         + (f"all but {', '.join(carried)}" if carried else "every parameter")
         + f" (--rewind_scope {imp_args.rewind_scope})"
     )
     if imp_args.lr_schedule_span == "run" and trainer.step_budget < round_steps:
-        trainer.print(f"note: the budget ({trainer.step_budget} steps from --num_train_epochs/--max_steps) is shorter "
+        trainer.log_progress(f"note: the budget ({trainer.step_budget} steps from --num_train_epochs/--max_steps) is shorter "
                       f"than a round ({round_steps}); the schedule spans one round instead")
     for note in setup.notes:
-        trainer.print(note)
+        trainer.log_progress(note)
     return rounds
 
 
@@ -200,11 +190,11 @@ def start_or_resume(session: RunSession, trainer: MaskedTrainer, rounds: Rounds,
         last = previous.rounds[-1]
         mask = Mask.load(paths.root / last.next_mask).fit(trainer.weights, source="resumed mask")
         carried = safe_torch_load(paths.root / last.carried_weights) if rounds.carried_names else None
-        trainer.print(f"resuming {paths.root}: {start} completed round(s) kept, continuing at sparsity "
+        trainer.log_progress(f"resuming {paths.root}: {start} completed round(s) kept, continuing at sparsity "
                       f"{rounds.schedule[start]:.1%}")
         return ImpState(previous, safe_torch_load(paths.rewind_weights), mask, carried, start)
     if previous is not None:
-        trainer.print(f"resuming {paths.root}: no round was completed, starting again from round 0")
+        trainer.log_progress(f"resuming {paths.root}: no round was completed, starting again from round 0")
     results = ImpResults(
         **rounds.metadata, metric=trainer.setup.metric, greater_is_better=trainer.setup.greater_is_better,
         schedule=rounds.schedule, steps_per_round=rounds.round_steps, rewind_step=imp_args.rewind_step,
@@ -231,7 +221,7 @@ def train_round(trainer: MaskedTrainer, paths: RunPaths, rounds: Rounds, state: 
                           schedule_steps=rounds.lr_steps)
     evaluation = trainer.evaluate() if rounds.do_eval else {}
     if evaluation:
-        trainer.print(f"{rounds.prefix(k)}eval {format_metrics(evaluation, trainer.setup.metric)}")
+        trainer.log_progress(f"{rounds.prefix(k)}eval {format_metrics(evaluation, trainer.setup.metric)}")
     return ImpRound(round=k, sparsity=state.mask.sparsity, headline=trainer.headline(evaluation) if evaluation else None,
                     eval=evaluation, steps=stats["steps"], train_loss=stats["train_loss"], seconds=stats["seconds"],
                     history=stats["history"], mask_checksum=checksum)
@@ -264,7 +254,7 @@ def prune_and_save(trainer: MaskedTrainer, paths: RunPaths, rounds: Rounds, stat
                         packed=rounds.imp_args.mask_format == "packed")
     entry.next_mask = str(mask_path.relative_to(paths.root))
     entry.prune_seconds = round(time.time() - started, 3)
-    trainer.print(f"{rounds.prefix(k)}pruned to {state.mask.sparsity:.2%} -> {mask_path}")
+    trainer.log_progress(f"{rounds.prefix(k)}pruned to {state.mask.sparsity:.2%} -> {mask_path}")
     if rounds.carried_names:
         state.carried = trainer.state_subset(rounds.carried_names)
         entry.carried_weights = _save_carried_weights(trainer, paths, k, state.carried)

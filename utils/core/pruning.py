@@ -95,9 +95,10 @@ def scope_groups(weights: Mapping[str, torch.Tensor], scope: str) -> list[list[s
 def magnitude_prune(
     weights: Mapping[str, torch.Tensor], mask: Mask, sparsity: float, scope: str = "global"
 ) -> Mask:
-    """Global unstructured magnitude pruning to exactly round(sparsity * N) removed weights per group.
+    """Unstructured magnitude pruning to exactly round(sparsity * N) removed weights in each `scope_groups` group.
 
-    One ranking by |w| over all weights the mask still keeps (per encoder/decoder stack with scope='per_stack').
+    Within a group, one ranking by |w| over the weights the mask still keeps: the whole model with scope='global',
+    each encoder/decoder stack with scope='per_stack'.
     Ties at the threshold are broken by position, so the count is exact and the result deterministic. The new mask
     is nested in the old one.
     """

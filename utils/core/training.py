@@ -76,7 +76,7 @@ class MaskedTrainer:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    def print(self, *values: Any) -> None:
+    def log_progress(self, *values: Any) -> None:
         """A progress line (logger 'utils.core.training': --log_level on the main process, --log_level_replica else)."""
         logger.info(" ".join(str(v) for v in values))
 
@@ -240,11 +240,11 @@ class MaskedTrainer:
                 total_loss, total_batches = total_loss + mean_loss * window_batches, total_batches + window_batches
                 window_loss, window_batches = None, 0
                 lr = self.scheduler.get_last_lr()[0]
-                self.print(f"{log_prefix}step {step}/{num_steps} loss {mean_loss:.4f} lr {lr:.3g}")
+                self.log_progress(f"{log_prefix}step {step}/{num_steps} loss {mean_loss:.4f} lr {lr:.3g}")
                 self.tracker.log({"train/loss": mean_loss, "train/learning_rate": lr}, step=self.global_step)
                 if args.evaluate_during_training and args.do_eval and every and step < num_steps and self.eval_loaders:
                     history.append({"step": step, "eval": self.evaluate()})
-                    self.print(f"{log_prefix}step {step} eval {format_metrics(history[-1]['eval'], self.setup.metric)}")
+                    self.log_progress(f"{log_prefix}step {step} eval {format_metrics(history[-1]['eval'], self.setup.metric)}")
                     model.train()
             if on_step is not None:
                 on_step(step)

@@ -28,6 +28,9 @@ class ExperimentTrainingArguments(TrainingArguments):
 
     _argument_group_name = "training (only the flags these scripts honour; see utils/infra/flags.py)"
 
+    # Fields that change only evaluation, not which masks IMP finds (a resumed run may change them), as DataArguments'.
+    eval_only_fields: ClassVar[tuple[str, ...]] = ("do_eval", "per_device_eval_batch_size", "evaluate_during_training")
+
     evaluate_during_training: bool = field(
         default=True, metadata={"help": "Evaluate every --logging_steps optimizer steps (and always at the end)."}
     )

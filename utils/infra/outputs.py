@@ -97,6 +97,34 @@ class RunPaths:
         return remove_stale_temp_files(self.root, self.masks_dir, self.model_dir)
 
 
+# Honoured settings that say where a run is kept, how it is logged or how fast its input is prepared, not what it
+# computes: a re-run that differs only here is the same run (it resumes, or reports the complete run).
+NOT_RESULT_SETTINGS = frozenset({
+    # where the run is kept, and which process is which
+    "output_dir", "overwrite_output_dir", "discard_unfinished_run", "resume", "logging_dir", "run_name", "cache_dir",
+    "mask_format", "local_rank", "model_type",
+    # logging and tracking
+    "logging_steps", "logging_first_step", "log_level", "log_level_replica", "disable_tqdm", "report_to",
+    # speed of input preparation only (numerics-changing speed flags such as tf32 or torch_compile still count)
+    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "preprocessing_num_workers", "overwrite_cache",
+})
+
+
+def run_fingerprint(*argument_groups: Any, ignore: Iterable[str] = ()) -> dict[str, Any]:
+    """The settings that decide a run's results; two runs are the same run when their fingerprints are equal.
+
+    One rule for IMP and fine-tuning: every setting the scripts honour (their own argument classes, and the
+    TrainingArguments fields in utils.infra.flags.HONOURED) except NOT_RESULT_SETTINGS and `ignore` (IMP: the
+    evaluation-only fields). Forgetting to list a setting here errs on the loud side (a refusal naming it), and the
+    TrainingArguments fields the scripts refuse stay out, so a transformers upgrade does not change fingerprints."""
+    from utils.infra.args import config_dict  # lazily: args imports transformers, which study.py's planner avoids
+    from utils.infra.flags import refused_fields
+
+    skip = NOT_RESULT_SETTINGS | refused_fields() | set(ignore)
+    return {k: v for k, v in config_dict(*argument_groups).items() if k not in skip}
+
+
 def _differences(previous: dict, fingerprint: dict[str, Any]) -> list[str]:
     if previous.get("fingerprint") is None:  # written by an earlier version: nothing to compare, so never the same run
         return ["settings not recorded (written by an earlier version)"]

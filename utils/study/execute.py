@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, runtime_checkable
 
 from utils.infra.errors import UserError, first_line
 from utils.infra.io import write_json
@@ -72,11 +72,22 @@ def start_job(job: dict[str, Any], env: Optional[dict] = None) -> subprocess.Pop
                                 stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
 
 
-def run_job(job: dict[str, Any], env: Optional[dict] = None) -> dict[str, Any]:
-    """One run from start to end: what a submitit job calls."""
+@dataclass(frozen=True)
+class Finished:
+    """A run an executor saw end: its script's exit code, or None with `error` when the job died before the script
+    could report (a Slurm timeout, preemption, a lost node)."""
+
+    id: str
+    returncode: Optional[int]
+    seconds: float
+    error: str = ""
+
+
+def run_job(job: dict[str, Any], env: Optional[dict] = None) -> Finished:
+    """One run from start to end: what a submitit job calls (the result is pickled back to the runner)."""
     started = time.time()
     code = start_job(job, env).wait()
-    return {"returncode": code, "seconds": time.time() - started}
+    return Finished(job["id"], code, time.time() - started)
 
 
 def _die_with_parent() -> None:
@@ -121,8 +132,34 @@ def _forked_child(job: dict, env: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Executors: submit(runs) and poll() -> finished (id, result or error text)
+# Executors: what the scheduler needs from a place that runs jobs
 # ---------------------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Local processes and submitit (Slurm or its local mode) both offer these; `execute` uses nothing else."""
+
+    def describe(self) -> str:
+        """One line for the study's header: where runs go and how many at once."""
+
+    def prepare(self, runs: list[Run]) -> None:
+        """Once, before the first submit, with every run that may be submitted."""
+
+    def free_slots(self) -> int:
+        """How many more runs may be submitted now."""
+
+    def submit(self, runs_and_jobs: list[tuple[Run, dict]]) -> None:
+        """Start these runs (each with its `job_for` job) without waiting for them."""
+
+    def poll(self) -> list[Finished]:
+        """The runs that ended since the last poll; never blocks."""
+
+    def busy(self) -> bool:
+        """Whether any submitted run has not been returned by `poll` yet."""
+
+    def stop(self) -> None:
+        """Stop every run still going (the runner was interrupted)."""
 
 
 def visible_gpus() -> list[str]:
@@ -201,14 +238,17 @@ class LocalExecutor:
                 pid = process.pid
             self.running[pid] = (run.id, gpus, time.time())
 
-    def poll(self) -> list[tuple[str, Optional[int], str]]:
+    def poll(self) -> list[Finished]:
         finished = []
         for pid in list(self.running):
             code = self._exit_code(pid)
             if code is not None:
                 run_id, _, started = self.running.pop(pid)
-                finished.append((run_id, code, f"{time.time() - started:.0f}"))
+                finished.append(Finished(run_id, code, time.time() - started))
         return finished
+
+    def busy(self) -> bool:
+        return bool(self.running)
 
     def _exit_code(self, pid: int) -> Optional[int]:
         if pid in self.processes:
@@ -240,6 +280,7 @@ class SubmititExecutor:
     analysis_gpus: int
     folder: Path
     jobs: dict[str, Any] = field(default_factory=dict)  # run id -> submitit job
+    submitted: dict[str, float] = field(default_factory=dict)  # run id -> when it was submitted
 
     @classmethod
     def from_study(cls, study: Study) -> "SubmititExecutor":
@@ -290,30 +331,35 @@ class SubmititExecutor:
                 raise UserError(f"submitting {len(group)} run(s) failed: {first_line(error)}") from None
             for (run, _), job in zip(group, jobs):
                 self.jobs[run.id] = job
+                self.submitted[run.id] = time.time()
                 print(f"  submitted {run.id} as job {job.job_id}", flush=True)
         self.executor.update_parameters(gpus_per_node=self.params["gpus_per_node"])
 
-    def poll(self) -> list[tuple[str, Optional[int], str]]:
+    def poll(self) -> list[Finished]:
         finished = []
         for run_id, job in list(self.jobs.items()):
             if not job.done():
                 continue
+            started = self.submitted.pop(run_id)
             del self.jobs[run_id]
             try:
-                result = job.result()
-                finished.append((run_id, result["returncode"], f"{result['seconds']:.0f}"))
+                finished.append(job.result())
             except Exception as error:  # noqa: BLE001 - the job died (timeout, preemption, node failure)
                 text = str(error).strip().splitlines()
-                finished.append((run_id, None, f"job {job.job_id} died: {text[-1] if text else error} "
-                                               f"(submitit log: {job.paths.stderr})"))
+                finished.append(Finished(run_id, None, time.time() - started,
+                                         f"job {job.job_id} died: {text[-1] if text else error} "
+                                         f"(submitit log: {job.paths.stderr})"))
         return finished
+
+    def busy(self) -> bool:
+        return bool(self.jobs)
 
     def stop(self) -> None:
         for job in self.jobs.values():
             job.cancel(check=False)
 
 
-def make_executor(study: Study):
+def make_executor(study: Study) -> Executor:
     kind = study.executor.get("kind", "local")
     return LocalExecutor.from_study(study) if kind == "local" else SubmititExecutor.from_study(study)
 
@@ -343,7 +389,7 @@ def prepare_run_dir(run: Run, decision: Decision, study_dir: Path) -> None:
     write_json(run.run_dir / RECORD, record(run, study_dir))
 
 
-def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, poll_seconds: float = 0.5,
+def execute(study: Study, decisions: dict[str, Decision], executor: Executor, cwd: str, poll_seconds: float = 0.5,
             gpus_per_run: int = 1) -> dict[str, Outcome]:
     """Run every run not skipped, each once its dependencies are done; a failure only stops what depends on it."""
     outcomes: dict[str, Outcome] = {rid: Outcome(rid, "complete", "already complete")
@@ -351,7 +397,7 @@ def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, po
     waiting = [run for run in study.runs.values() if run.id not in outcomes]
     executor.prepare(waiting)
     try:
-        while waiting or executor_busy(executor):
+        while waiting or executor.busy():
             ready = []
             for run in list(waiting):
                 if not all(d in outcomes for d in run.deps):
@@ -372,8 +418,8 @@ def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, po
                     print(f"start  {run.id} ({decisions[run.id].action}: {decisions[run.id].reason})", flush=True)
                 executor.submit([(r, job_for(r, decisions[r.id].action == "resume", cwd, gpus_per_run))
                                  for r in ready])
-            for run_id, code, detail in executor.poll():
-                outcomes[run_id] = _finish(study.runs[run_id], code, detail)
+            for finished in executor.poll():
+                outcomes[finished.id] = _finish(study.runs[finished.id], finished)
             if not ready:
                 time.sleep(poll_seconds)
     except KeyboardInterrupt:
@@ -382,17 +428,14 @@ def execute(study: Study, decisions: dict[str, Decision], executor, cwd: str, po
     return outcomes
 
 
-def executor_busy(executor) -> bool:
-    return bool(getattr(executor, "running", None) or getattr(executor, "jobs", None))
-
-
-def _finish(run: Run, code: Optional[int], detail: str) -> Outcome:
+def _finish(run: Run, finished: Finished) -> Outcome:
     log = str(run.run_dir / LOG)
+    code = finished.returncode
     if code == 0 and is_complete(run):
-        print(f"done   {run.id} ({detail} s)", flush=True)
-        return Outcome(run.id, "ok", "", log, float(detail))
+        print(f"done   {run.id} ({finished.seconds:.0f} s)", flush=True)
+        return Outcome(run.id, "ok", "", log, float(round(finished.seconds)))
     if code is None:
-        reason = detail
+        reason = finished.error
     elif code == 0:
         reason = f"exited 0 but left no {', '.join(run.outputs)}: {last_line(Path(log))}"
     else:

@@ -75,64 +75,27 @@ def build_mlm(
         raise UserError(f"tokenizer of {model_args.model_name_or_path} has no mask token: it cannot do MLM "
                         "(drop --mlm to train a causal LM)")
     model = load_model(AutoModelForMaskedLM, model_args, weight_init, seed=training_args.seed)
-    limit = max_positions(model)
-    block_size = data_args.block_size or min(DEFAULT_BLOCK_SIZE, limit or DEFAULT_BLOCK_SIZE)
-    if limit is not None and block_size > limit:
-        raise UserError(f"--block_size {block_size} exceeds the model's {limit} positions")
-    prefix, suffix = special_frame(tokenizer)
-    content = block_size - len(prefix) - len(suffix)
-    if content < 1:
-        raise UserError(f"--block_size {block_size} leaves no room for text next to {len(prefix + suffix)} specials")
-
-    def blocks(articles: Dataset, what: str) -> Dataset:
-        return map_examples(
-            articles, to_blocks, data_args, desc=f"cutting {what} into blocks",
-            fn_kwargs={"tokenizer": tokenizer, "content": content, "prefix": prefix, "suffix": suffix},
-        )
-
-    notes = [f"MLM blocks: {block_size} tokens ({content} of text + {len(prefix + suffix)} specials), "
+    layout = block_layout(tokenizer, max_positions(model), data_args.block_size)
+    notes = [f"MLM blocks: {layout.size} tokens ({layout.content} of text + {layout.specials} specials), "
              f"{data_args.mlm_probability:.0%} of tokens masked (80% [MASK], 10% random, 10% unchanged)"]
-    train_parts: dict[str, Dataset] = {}
-    eval_sets: dict[str, Dataset] = {}
     train_languages = data_args.languages if training_args.do_train else []
     eval_languages = data_args.languages + data_args.extra_eval_languages if training_args.do_eval else []
-    for lang in dict.fromkeys(train_languages + eval_languages):
-        train_articles, val_articles, origin = split_articles(
-            data_args, lang, need_train=lang in train_languages, need_validation=lang in eval_languages
-        )
-        if lang in train_languages:
-            train_parts[lang] = blocks(train_articles, f"{lang} train")
-            notes.append(f"MLM {lang} train: {plural(len(train_articles), 'article')} -> "
-                         f"{plural(len(train_parts[lang]), 'block')}")
-        if lang in eval_languages:
-            dataset = first(blocks(val_articles, f"{lang} validation"), data_args.max_eval_samples)
-            eval_sets[lang] = mask_once(dataset, tokenizer, data_args, EVAL_MASK_SEED)
-            masked = sum(sum(label != -100 for label in row) for row in eval_sets[lang]["labels"])
-            if masked == 0:
-                raise UserError(f"MLM {lang} validation: no position of its {plural(len(dataset), 'block')} was "
-                                "masked, so perplexity is undefined: give more validation text or a higher "
-                                "--mlm_probability")
-            notes.append(f"MLM {lang} validation: {plural(len(val_articles), 'article')} {origin} -> "
-                         f"{plural(len(dataset), 'block')}, {masked:,} positions masked once, the same in every "
-                         "evaluation")
+    train_parts, eval_sets, data_notes = language_blocks(tokenizer, layout, data_args, train_languages, eval_languages)
+    notes += data_notes
     train = None
     if train_parts:
         train = equal_share_mixture(train_parts, data_args.max_train_samples, training_args.seed)
         if len(train_parts) > 1 or data_args.max_train_samples:
             notes.append(f"MLM train: {plural(len(train), 'block')} in all")
     pad_to = pad_multiple(training_args)
-    collator = DataCollatorForLanguageModeling(
-        tokenizer,
-        mlm_probability=data_args.mlm_probability,
-        pad_to_multiple_of=pad_to,
-    )
     return TaskSetup(
         task="mlm",
         model=model,
         tokenizer=tokenizer,
         train_dataset=train,
         eval_datasets=eval_sets,
-        collate_fn=collator,
+        collate_fn=DataCollatorForLanguageModeling(tokenizer, mlm_probability=data_args.mlm_probability,
+                                                   pad_to_multiple_of=pad_to),
         eval_collate_fn=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to),  # labels: -100
         evaluate=evaluate_mlm,
         metric="perplexity",
@@ -140,6 +103,81 @@ def build_mlm(
         train_languages=data_args.languages,
         notes=notes,
     )
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Blocks of `size` tokens: the tokenizer's `prefix` specials, up to `content` tokens of text, its `suffix`."""
+
+    size: int
+    prefix: list[int]
+    suffix: list[int]
+
+    @property
+    def specials(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+    @property
+    def content(self) -> int:
+        return self.size - self.specials
+
+
+def block_layout(tokenizer: PreTrainedTokenizerBase, limit: Optional[int], block_size: Optional[int]) -> BlockLayout:
+    """--block_size (unset: min(512, the model's `limit` positions)), checked against the model and the specials."""
+    size = block_size or min(DEFAULT_BLOCK_SIZE, limit or DEFAULT_BLOCK_SIZE)
+    if limit is not None and size > limit:
+        raise UserError(f"--block_size {size} exceeds the model's {limit} positions")
+    prefix, suffix = special_frame(tokenizer)
+    layout = BlockLayout(size, prefix, suffix)
+    if layout.content < 1:
+        raise UserError(f"--block_size {size} leaves no room for text next to {layout.specials} specials")
+    return layout
+
+
+def language_blocks(
+    tokenizer: PreTrainedTokenizerBase, layout: BlockLayout, data_args: MlmDataArguments,
+    train_languages: list[str], eval_languages: list[str],
+) -> tuple[dict[str, Dataset], dict[str, Dataset], list[str]]:
+    """Training blocks and masked evaluation blocks per language, and a note on what each holds."""
+    train_parts: dict[str, Dataset] = {}
+    eval_sets: dict[str, Dataset] = {}
+    notes: list[str] = []
+    for lang in dict.fromkeys(train_languages + eval_languages):
+        train_articles, val_articles, origin = split_articles(
+            data_args, lang, need_train=lang in train_languages, need_validation=lang in eval_languages
+        )
+        if lang in train_languages:
+            train_parts[lang] = cut_blocks(train_articles, tokenizer, layout, data_args, f"{lang} train")
+            notes.append(f"MLM {lang} train: {plural(len(train_articles), 'article')} -> "
+                         f"{plural(len(train_parts[lang]), 'block')}")
+        if lang in eval_languages:
+            eval_sets[lang], note = masked_eval_blocks(val_articles, tokenizer, layout, data_args, lang)
+            notes.append(f"MLM {lang} validation: {plural(len(val_articles), 'article')} {origin} -> {note}")
+    return train_parts, eval_sets, notes
+
+
+def cut_blocks(articles: Dataset, tokenizer: PreTrainedTokenizerBase, layout: BlockLayout,
+               data_args: MlmDataArguments, what: str) -> Dataset:
+    return map_examples(
+        articles, to_blocks, data_args, desc=f"cutting {what} into blocks",
+        fn_kwargs={"tokenizer": tokenizer, "content": layout.content, "prefix": layout.prefix,
+                   "suffix": layout.suffix},
+    )
+
+
+def masked_eval_blocks(articles: Dataset, tokenizer: PreTrainedTokenizerBase, layout: BlockLayout,
+                       data_args: MlmDataArguments, lang: str) -> tuple[Dataset, str]:
+    """One language's validation blocks, masked once; and what they hold. No masked position stops the run."""
+    dataset = first(cut_blocks(articles, tokenizer, layout, data_args, f"{lang} validation"),
+                    data_args.max_eval_samples)
+    masked_set = mask_once(dataset, tokenizer, data_args, EVAL_MASK_SEED)
+    masked = sum(sum(label != -100 for label in row) for row in masked_set["labels"])
+    if masked == 0:
+        raise UserError(f"MLM {lang} validation: no position of its {plural(len(dataset), 'block')} was "
+                        "masked, so perplexity is undefined: give more validation text or a higher "
+                        "--mlm_probability")
+    return masked_set, (f"{plural(len(dataset), 'block')}, {masked:,} positions masked once, the same in every "
+                        "evaluation")
 
 
 def plural(count: int, word: str) -> str:
