@@ -109,7 +109,7 @@ def write_study(path: Path, **changes) -> Path:
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"seed": [1]}, "unknown key 'seed' (did you mean 'seeds'?)"),
+    ({"seed": [1]}, "unknown key 'seed' (did you mean 'seeds'"),
     ({"seeds": "1"}, "'seeds' must be a list of int"),
     ({"transfer_sparsities": [55]}, "transfer sparsity 55% is not a round of task ner's IMP schedule"),
     ({"overrides": {"learning_rat": 0.1}}, "unknown key 'learning_rat' (did you mean 'learning_rate'?)"),
