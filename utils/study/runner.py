@@ -129,8 +129,8 @@ def print_costs(study: Study, speeds_flag: Optional[str]) -> None:
     unknown = sorted({str(study.runs[c.run_id].config.get("model_name_or_path")) for c in costs if c.size is None})
     print(f"FLOP bound: 6 x parameters x training tokens + 2 x parameters x evaluation tokens, at {utilization:.0%} "
           f"of the {gpu}'s {GPU_PEAK_TFLOPS[gpu]:g} TFLOP/s peak dense bf16; no run can be faster. Parameters "
-          "(without embedding tables): " + "; ".join(f"{s.name} {s.matmul / 1e6:.0f}M of {s.total / 1e6:.0f}M "
-                                                     f"({s.source})" for s in sizes.values())
+          "(without embedding tables) of all: " + "; ".join(f"{s.name} {s.matmul:,} of {s.total:,} ({s.source})"
+                                                            for s in sizes.values())
           + (f"; unknown size (not local, not in the known table): {', '.join(unknown)}" if unknown else ""))
     tokens = {f"{c.workload}: {c.tokens_per_example:.1f} tokens/example ({c.token_source})" for c in costs}
     print("\n".join(f"  {t}" for t in sorted(tokens)))
