@@ -118,10 +118,15 @@ def print_costs(study: Study, speeds_flag: Optional[str]) -> None:
     path = speeds_flag or study.raw.get("speeds")
     speeds = SpeedFile.read(path) if path else None
     paper = {row[0]: row[4] for row in estimate_rows(study, {rid: Decision("run", "") for rid in study.runs})[0]}
+    kinds = kind_costs(study, costs, gpu, utilization, speeds, packing.runs_per_gpu)
     rows = [[k.kind, str(k.runs), "-" if k.flops is None else f"{k.flops / 1e18:,.2f}",
              "-" if k.bound_hours is None else f"{k.bound_hours:,.1f}", paper.get(k.kind, "-")]
             + ([] if speeds is None else ["-" if k.measured_hours is None else f"{k.measured_hours:,.1f}"])
-            for k in kind_costs(study, costs, gpu, utilization, speeds, packing.runs_per_gpu)]
+            for k in kinds]
+    if all(k.bound_hours is not None for k in kinds):
+        rows.append(["total", str(sum(k.runs for k in kinds)), f"{sum(k.flops for k in kinds) / 1e18:,.2f}",
+                     f"{sum(k.bound_hours for k in kinds):,.1f}", _column_total(rows, 4)]
+                    + ([] if speeds is None else [_column_total(rows, 5)]))
     header = ["kind", "training runs", "EFLOP", f"FLOP bound GPU-h ({gpu}, {utilization:.0%})", "paper-speed GPU-h"]
     print(f"\npacking: {packing.note}")
     print(text_table(header + ([f"measured GPU-h ({speeds.gpu})"] if speeds else []), rows))
@@ -141,6 +146,14 @@ def print_costs(study: Study, speeds_flag: Optional[str]) -> None:
         print(f"measured speeds: {path} ({speeds.gpu}, {speeds.date}) at {packing.runs_per_gpu} run(s) per GPU: "
               "each run's steps/s measured with that many concurrent runs (or the nearest fewer measured), its "
               f"hours divided by the runs sharing the GPU; '-' where a workload was not measured")
+
+
+def _column_total(rows: list[list[str]], column: int) -> str:
+    """The sum of a column of printed numbers, or '-' when one of them is not a number."""
+    try:
+        return f"{sum(float(row[column].replace(',', '')) for row in rows):,.1f}"
+    except ValueError:
+        return "-"
 
 
 def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -> None:
