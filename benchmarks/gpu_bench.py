@@ -27,6 +27,7 @@ import copy
 import json
 import math
 import os
+import queue
 import statistics
 import sys
 import time
@@ -368,7 +369,15 @@ def measure_concurrent(job: SpeedJob, runs: int) -> tuple[Optional[float], Optio
     processes = [context.Process(target=speed_worker, args=(job, barrier, results)) for _ in range(runs)]
     for process in processes:
         process.start()
-    outcomes = [results.get(timeout=3600) for _ in processes]
+    outcomes = []
+    while len(outcomes) < runs:
+        try:
+            outcomes.append(results.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in processes):  # killed without a word (the OOM killer)
+                barrier.abort()  # the others stop waiting for it
+            if not any(p.is_alive() for p in processes) and results.empty():
+                outcomes += [("error", "a run's process died", None)] * (runs - len(outcomes))
     for process in processes:
         process.join()
     errors = [text for status, text, _ in outcomes if status != "ok"]

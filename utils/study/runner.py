@@ -173,6 +173,8 @@ def run_study(args: StudyArguments) -> int:
     study = load_study(args.study)
     missing = check_study(study, defer_missing_inputs=args.dry_run)  # before anything runs
     if args.dry_run:  # no lock, nothing written
+        if args.speeds:
+            SpeedFile.read(args.speeds)  # a bad file stops before the plan is printed
         print_plan(study, decide(study, args.restart))
         print_costs(study, args.speeds)
         if missing:
