@@ -143,7 +143,8 @@ def print_costs(study: Study, speeds_flag: Optional[str]) -> None:
         print("measured speeds: none given (--speeds benchmarks/results/<gpu>.json from bash benchmarks/gpu.sh); "
               "only paper speeds are known")
     else:
-        print(f"measured speeds: {path} ({speeds.gpu}, {speeds.date}) at {packing.runs_per_gpu} run(s) per GPU: "
+        print(f"measured speeds: {path} ({speeds.gpu}, {speeds.date}, {speeds.settings.get('models', 'models ?')}) "
+              f"at {packing.runs_per_gpu} run(s) per GPU: "
               "each run's steps/s measured with that many concurrent runs (or the nearest fewer measured), its "
               f"hours divided by the runs sharing the GPU; '-' where a workload was not measured")
 
