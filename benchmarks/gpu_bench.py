@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -277,6 +277,9 @@ def schedule_estimates(schedule: dict, results: list[dict], eval_s: dict[str, fl
 # ---------------------------------------------------------------------------------------------------------------
 
 # workload (the study's phase/task kind) -> model; "imp/..." rounds include magnitude pruning once per round
+if TYPE_CHECKING:
+    from utils.study.cost import SpeedFile
+
 SPEED_WORKLOADS = ("finetune/ner", "imp/ner", "finetune/xnli", "imp/xnli", "finetune/mt5_xnli")
 MT5_SHAPE = dict(d_model=768, d_ff=2048, num_layers=12, num_heads=12, d_kv=64)  # google/mt5-base
 MT5_VOCAB = 250_112

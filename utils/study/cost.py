@@ -17,9 +17,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from utils.infra.errors import UserError
+
+if TYPE_CHECKING:
+    from .plan import Run, Study
 
 # Peak dense bf16 tensor throughput in TFLOP/s (no sparsity), from the vendors' data sheets (docs/benchmarks.md).
 GPU_PEAK_TFLOPS = {"H100 SXM": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 8000": 130.0}
@@ -134,14 +137,22 @@ def plan_packing(requested: int, peaks: list[float], gpu_gib: Optional[float], w
 
 
 def gpu_memory_gib(executor: dict) -> Optional[float]:
-    """executor.gpu_memory_gb from the study file, else the first visible GPU's memory when torch sees one."""
+    """executor.gpu_memory_gb from the study file, else the smallest GPU's memory from nvidia-smi (not torch.cuda:
+    the runner must not initialise CUDA before it forks runs), else None."""
     if "gpu_memory_gb" in executor:
         return float(executor["gpu_memory_gb"])
-    import torch
+    import shutil
+    import subprocess
 
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_properties(0).total_memory / 2**30
-    return None
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+        sizes = [float(line) / 1024 for line in out.split() if line.strip()]  # MiB
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return min(sizes) if sizes else None
 
 
 # ---------------------------------------------------------------------------------------------------------------
