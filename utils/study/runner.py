@@ -190,7 +190,10 @@ def _run(study: Study, decisions: dict[str, Decision]) -> int:
     """Run what the decisions say (under the study's lock), then write the state file and the report."""
     from .report import key_tables, write_report  # matplotlib only when a study runs
 
-    executor = make_executor(study, study_packing(study, study_costs(study)).runs_per_gpu)
+    packing = study_packing(study, study_costs(study))
+    if packing.runs_per_gpu < packing.requested:
+        print(f"note: {packing.note}", flush=True)
+    executor = make_executor(study, packing.runs_per_gpu)
     todo = sum(d.action != "skip" for d in decisions.values())
     print(f"study {study.name}: {len(study.runs)} runs, {todo} to run; {executor.describe()}", flush=True)
     started = time.time()
