@@ -27,11 +27,13 @@ import copy
 import json
 import math
 import os
+import queue
 import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -60,6 +62,12 @@ def parse(argv=None):
     parser.add_argument("--eval_batch", type=int, help="evaluation batch: default 128 (16)")
     parser.add_argument("--logging_steps", type=int, default=500, help="evaluation interval assumed in the estimate")
     parser.add_argument("--sparsity", type=float, default=0.5)
+    speeds = parser.add_argument_group("--speeds: steps/s per run with several runs per GPU, for study.py --speeds")
+    speeds.add_argument("--speeds", action="store_true", help="measure concurrent runs and write --out/<gpu>.json")
+    speeds.add_argument("--concurrency", default="1,2,4,8", help="runs (processes) sharing the GPU at once")
+    speeds.add_argument("--workloads", default=",".join(SPEED_WORKLOADS))
+    speeds.add_argument("--bf16", default="off,on", help="which of off,on to measure")
+    speeds.add_argument("--compile", default="off,on", help="torch_compile: which of off,on to measure")
     args = parser.parse_args(argv)
     args.small = args.small or not torch.cuda.is_available()
     defaults = dict(batch=8, seq=64, steps=2, warmup=1, reps=1, eval_batch=16) if args.small else \
@@ -264,9 +272,167 @@ def schedule_estimates(schedule: dict, results: list[dict], eval_s: dict[str, fl
     return estimates
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# --speeds: several runs per GPU (what study.py --speeds reads)
+# ---------------------------------------------------------------------------------------------------------------
+
+# workload (the study's phase/task kind) -> model; "imp/..." rounds include magnitude pruning once per round
+if TYPE_CHECKING:
+    from utils.study.cost import SpeedFile
+
+SPEED_WORKLOADS = ("finetune/ner", "imp/ner", "finetune/xnli", "imp/xnli", "finetune/mt5_xnli")
+MT5_SHAPE = dict(d_model=768, d_ff=2048, num_layers=12, num_heads=12, d_kv=64)  # google/mt5-base
+MT5_VOCAB = 250_112
+SMALL_MT5_SHAPE = dict(d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16)
+
+
+@dataclass(frozen=True)
+class SpeedJob:
+    """What one of the concurrent processes runs (plain data: it crosses a process start)."""
+
+    workload: str
+    bf16: bool
+    torch_compile: bool
+    small: bool
+    batch: int
+    seq: int
+    steps: int
+    warmup: int
+
+
+def speed_model(job: SpeedJob, seed: int = 0) -> tuple[torch.nn.Module, int, str]:
+    """The workload's model with random weights (mBERT NER / XNLI, mT5-base), its vocabulary and batch kind."""
+    task = job.workload.split("/")[1]
+    if task == "mt5_xnli":
+        from transformers import MT5Config, MT5ForConditionalGeneration
+
+        shape, vocab = (SMALL_MT5_SHAPE, 100) if job.small else (MT5_SHAPE, MT5_VOCAB)
+        torch.manual_seed(seed)
+        config = MT5Config(vocab_size=vocab, feed_forward_proj="gated-gelu", tie_word_embeddings=False, **shape)
+        return MT5ForConditionalGeneration(config), vocab, "seq2seq"
+    shape, vocab = (common.TINY_SHAPE, 100) if job.small else (common.MBERT_SHAPE, common.MBERT_VOCAB)
+    return common.build_model(shape, vocab, task, seed), vocab, task
+
+
+def speed_batches(job: SpeedJob, vocab: int, kind: str, device: torch.device, n: int = 16) -> list[dict]:
+    """--group_by_length batches of the task's realistic lengths, dynamically padded (mT5: XNLI pairs in, a
+    two-token answer out)."""
+    pool = lengths_for("ner" if kind == "ner" else "xnli", job.batch * 64, job.seq, seed=1)
+    grouped = common.length_grouped_batches(pool, job.batch, seed=1)[:n]
+    batches = [common.token_batch([pool[i] for i in b], vocab, task="ner" if kind == "ner" else "xnli", seed=k)
+               for k, b in enumerate(grouped)]
+    if kind == "seq2seq":
+        batches = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"],
+                    "labels": torch.randint(5, vocab, (len(b["input_ids"]), 2), generator=torch.Generator().manual_seed(k))}
+                   for k, b in enumerate(batches)]
+    return [{k: v.to(device) for k, v in b.items()} for b in batches]
+
+
+def speed_worker(job: SpeedJob, barrier, results) -> None:
+    """One run among the concurrent ones: warm up, wait for the others, time `steps` masked training steps (the
+    MaskedTrainer step at 50%), and for an IMP workload also one magnitude pruning; put (steps/s, peak GiB)."""
+    try:
+        from utils.core.pruning import magnitude_prune, prunable_weights
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.type == "cpu":
+            torch.set_num_threads(1)  # several runs on few cores: spin-waiting threads would time each other
+        model, vocab, kind = speed_model(job)
+        stepper = common.Stepper(model.to(device), "ours", sparsity=0.5,
+                                 autocast=PRECISIONS["bf16"] if job.bf16 else None)
+        if job.torch_compile:
+            stepper.model = torch.compile(stepper.model)
+        batches = speed_batches(job, vocab, kind, device)
+        for k in range(job.warmup):
+            stepper.step(batches[k % len(batches)])
+        common.sync(device)
+        barrier.wait(timeout=1800)
+        seconds = common.timed(lambda: [stepper.step(batches[k % len(batches)]) for k in range(job.steps)], device)
+        step_s = seconds / job.steps
+        if job.workload.startswith("imp/"):  # a round of the paper's length: its steps, then one pruning
+            weights = prunable_weights(model)
+            prune_s = common.timed(lambda: magnitude_prune(weights, stepper.mask, 0.6), device)
+            round_steps = SCHEDULES.get(job.workload.split("/")[1], SCHEDULES["xnli"])["steps"]
+            rate = round_steps / (round_steps * step_s + prune_s)
+        else:
+            rate = 1 / step_s
+        peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+        results.put(("ok", rate, peak))
+    except BaseException as error:  # noqa: BLE001 - report to the parent whatever happened (OOM included)
+        barrier.abort()
+        results.put(("error", f"{type(error).__name__}: {str(error).strip()[:200]}", None))
+
+
+def measure_concurrent(job: SpeedJob, runs: int) -> tuple[Optional[float], Optional[float], str]:
+    """`runs` processes of the job at once: the median per-run steps/s and the largest peak, or the first error."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn" if torch.cuda.is_available() else "fork")
+    barrier, results = context.Barrier(runs), context.Queue()
+    processes = [context.Process(target=speed_worker, args=(job, barrier, results)) for _ in range(runs)]
+    for process in processes:
+        process.start()
+    outcomes = []
+    while len(outcomes) < runs:
+        try:
+            outcomes.append(results.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in processes):  # killed without a word (the OOM killer)
+                barrier.abort()  # the others stop waiting for it
+            if not any(p.is_alive() for p in processes) and results.empty():
+                outcomes += [("error", "a run's process died", None)] * (runs - len(outcomes))
+    for process in processes:
+        process.join()
+    errors = [text for status, text, _ in outcomes if status != "ok"]
+    if errors:
+        return None, None, errors[0]
+    peaks = [peak for _, _, peak in outcomes if peak is not None]
+    return median([rate for _, rate, _ in outcomes]), max(peaks) if peaks else None, ""
+
+
+def measure_speeds(args) -> "SpeedFile":
+    """Every workload x bf16 x torch_compile x concurrency; a combination that fails (out of memory at 8 runs) is
+    left out with a printed note."""
+    from utils.study.cost import SpeedFile, SpeedMeasurement
+
+    info = common.machine_info()
+    switch = lambda text: [{"off": False, "on": True}[v.strip()] for v in text.split(",") if v.strip()]  # noqa: E731
+    measurements = []
+    for workload in [w.strip() for w in args.workloads.split(",") if w.strip()]:
+        for bf16 in switch(args.bf16):
+            for compiled in switch(args.compile):
+                for runs in [int(v) for v in args.concurrency.split(",")]:
+                    job = SpeedJob(workload, bf16, compiled, args.small, args.batch, args.seq, args.steps, args.warmup)
+                    rate, peak, error = measure_concurrent(job, runs)
+                    label = f"{workload} bf16 {'on' if bf16 else 'off'} compile {'on' if compiled else 'off'} x{runs}"
+                    print(f"{label}: " + (f"{rate:.2f} steps/s per run" if error == "" else f"not measured ({error})"),
+                          flush=True)
+                    if not error:
+                        measurements.append(SpeedMeasurement(workload, runs, bf16, compiled, rate, peak))
+    shapes = "tiny test models" if args.small else "mBERT (vocab 119,547), mT5-base (vocab 250,112), random weights"
+    return SpeedFile(
+        date=info["date"], gpu=info.get("gpu", "CPU: " + info["cpu"]), gpu_memory_gib=info.get("gpu_memory_gb", 0.0),
+        hardware={k: str(info[k]) for k in ("host", "cpu", "cpu_count", "memory_gb", "gpu_count") if k in info},
+        versions={k: str(info[k]) for k in ("python", "torch", "transformers", "accelerate", "cuda_version") if k in info},
+        settings={"models": shapes, "batch": str(args.batch), "max_length": str(args.seq), "steps": str(args.steps),
+                  "warmup": str(args.warmup), "step": "MaskedTrainer step at a 50% mask, dynamic padding, "
+                  "--group_by_length batches; imp/*: a round of the paper's length plus one magnitude pruning"},
+        measurements=measurements)
+
+
+def speeds_file_name(gpu: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in gpu.lower()).strip("-") + ".json"
+
+
 def main(argv=None) -> dict:
     args = parse(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.speeds:
+        speeds = measure_speeds(args)
+        path = args.out / speeds_file_name(speeds.gpu)
+        speeds.write(path)
+        print(f"wrote {path} ({len(speeds.measurements)} measurements); use it with study.py --dry_run --speeds {path}")
+        return {"speeds": str(path)}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     args.out.mkdir(parents=True, exist_ok=True)
     info = common.machine_info()

@@ -23,6 +23,8 @@ from utils.infra.data import check_language_data
 from utils.infra.errors import UserError
 from utils.infra.models import check_local
 from utils.infra.validation import above, check_value, whole
+from . import schema
+from .cost import GPU_PEAK_TFLOPS, SpeedFile, study_costs, study_packing
 from .plan import TASK_KINDS, Run, Study
 
 # The analysis scripts' argument classes, as each script parses them (module, class names).
@@ -39,7 +41,7 @@ ANALYSIS_KEYS = {"consensus": "consensus", "similarity": "similarity", "retrieva
 EXECUTOR_RULES = {
     "poll_seconds": above(0), "workers": whole(1), "gpus_per_run": whole(1), "time_min": whole(1),
     "gpus_per_node": whole(0), "cpus_per_task": whole(1), "mem_gb": above(0), "array_parallelism": whole(1),
-    "analysis_gpus": whole(0),
+    "analysis_gpus": whole(0), "runs_per_gpu": whole(1), "gpu_memory_gb": above(0),
 }
 
 
@@ -49,6 +51,7 @@ def check_study(study: Study, defer_missing_inputs: bool = False) -> list[str]:
     line per run, so the plan can still be shown."""
     _check_names(study)
     _check_executor(study)
+    _check_costs(study)
     _check_study_dir(study)
     parsed = _parse_runs(study)
     missing = []
@@ -77,6 +80,20 @@ def _check_executor(study: Study) -> None:
     gpus = study.executor.get("gpus", [])
     if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
         raise UserError(f"{study.path}: executor.gpus must list distinct GPU numbers >= 0, got {gpus}")
+
+
+def _check_costs(study: Study) -> None:
+    """The FLOP bound's GPU and utilization, the speeds file, and that runs_per_gpu runs (or at least one) fit the
+    GPU's memory by the estimate (cost.study_packing raises when not even one does)."""
+    bound = study.raw.get("flop_bound", {})
+    schema.check(bound, schema.FLOP_BOUND, f"{study.path}: flop_bound")
+    if "gpu" in bound and bound["gpu"] not in GPU_PEAK_TFLOPS:
+        raise UserError(f"{study.path}: flop_bound.gpu '{bound['gpu']}' is not one of {', '.join(GPU_PEAK_TFLOPS)}")
+    if "utilization" in bound and not 0 < bound["utilization"] <= 1:
+        raise UserError(f"{study.path}: flop_bound.utilization must be in (0, 1], got {bound['utilization']}")
+    if "speeds" in study.raw:
+        SpeedFile.read(study.raw["speeds"])
+    study_packing(study, study_costs(study))
 
 
 def _check_study_dir(study: Study) -> None:

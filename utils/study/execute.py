@@ -83,11 +83,21 @@ class Finished:
     error: str = ""
 
 
-def run_job(job: dict[str, Any], env: Optional[dict] = None) -> Finished:
-    """One run from start to end: what a submitit job calls (the result is pickled back to the runner)."""
-    started = time.time()
-    code = start_job(job, env).wait()
-    return Finished(job["id"], code, time.time() - started)
+def run_jobs(jobs: list[dict[str, Any]], env: Optional[dict] = None) -> list[Finished]:
+    """What a submitit job calls (the results are pickled back to the runner): its runs at once (sharing its GPU
+    when runs_per_gpu > 1), each in its own process with its own log and exit code. A run that cannot start or dies
+    leaves its neighbours running; a job of one run that cannot start dies, and the runner reports the job."""
+    started, processes, finished = time.time(), {}, []
+    for job in jobs:
+        try:
+            processes[job["id"]] = start_job(job, env)
+        except OSError as error:
+            if len(jobs) == 1:
+                raise
+            finished.append(Finished(job["id"], None, 0.0, f"could not start: {first_line(error)}"))
+    for run_id, process in processes.items():
+        finished.append(Finished(run_id, process.wait(), time.time() - started))
+    return finished
 
 
 def _die_with_parent() -> None:
@@ -178,23 +188,26 @@ def visible_gpus() -> list[str]:
 
 @dataclass
 class LocalExecutor:
-    """One run per visible GPU at a time (each with its own CUDA_VISIBLE_DEVICES), or `workers` at a time on CPU."""
+    """Up to `runs_per_gpu` runs on each visible GPU at a time (each with its own CUDA_VISIBLE_DEVICES), or
+    `workers` at a time on CPU."""
 
     gpus: list[str]
     workers: int
     launcher: str  # fork or subprocess
     gpus_per_run: int = 1
+    runs_per_gpu: int = 1
     running: dict[int, tuple[str, list[str], float]] = field(default_factory=dict)  # pid -> id, gpus, start
     processes: dict[int, subprocess.Popen] = field(default_factory=dict)
 
     @classmethod
-    def from_study(cls, study: Study) -> "LocalExecutor":
+    def from_study(cls, study: Study, runs_per_gpu: int = 1) -> "LocalExecutor":
+        """runs_per_gpu: the packing after the memory check (cost.study_packing), at most executor.runs_per_gpu."""
         spec = study.executor
         gpus = [str(g) for g in spec["gpus"]] if "gpus" in spec else visible_gpus()
         per_run = int(spec.get("gpus_per_run", 1))
         if per_run < 1 or (gpus and per_run > len(gpus)):
             raise UserError(f"{study.path}: executor.gpus_per_run {per_run} must be in 1..{len(gpus) or 1}")
-        workers = len(gpus) // per_run if gpus else int(spec.get("workers", 1))
+        workers = len(gpus) // per_run * runs_per_gpu if gpus else int(spec.get("workers", 1))
         if workers < 1:
             raise UserError(f"{study.path}: executor.workers must be >= 1")
         launcher = spec.get("launcher", "auto")
@@ -202,11 +215,12 @@ class LocalExecutor:
             launcher = "subprocess" if gpus else "fork"
         if launcher == "fork" and (not hasattr(os, "fork") or per_run > 1):
             launcher = "subprocess"
-        return cls(gpus, workers, launcher, per_run)
+        return cls(gpus, workers, launcher, per_run, runs_per_gpu)
 
     def describe(self) -> str:
         where = f"GPUs {','.join(self.gpus)}" if self.gpus else "CPU"
-        return f"local executor: {self.workers} run(s) at a time on {where} ({self.launcher})"
+        packed = f", up to {self.runs_per_gpu} per GPU" if self.gpus and self.runs_per_gpu > 1 else ""
+        return f"local executor: {self.workers} run(s) at a time on {where}{packed} ({self.launcher})"
 
     def prepare(self, runs: list[Run]) -> None:
         """Fork launcher: import each script's modules once here, so every forked run starts without imports."""
@@ -220,11 +234,18 @@ class LocalExecutor:
     def free_slots(self) -> int:
         return self.workers - len(self.running)
 
+    def _place(self) -> list[str]:
+        """The least loaded GPUs with room for one more run (gpus_per_run of them; none on CPU)."""
+        load = {gpu: 0 for gpu in self.gpus}
+        for _, gpus, _ in self.running.values():
+            for gpu in gpus:
+                load[gpu] += 1
+        free = sorted((g for g in self.gpus if load[g] < self.runs_per_gpu), key=lambda g: load[g])
+        return free[: self.gpus_per_run]
+
     def submit(self, runs_and_jobs: list[tuple[Run, dict]]) -> None:
-        busy = {gpu for _, gpus, _ in self.running.values() for gpu in gpus}
         for run, job in runs_and_jobs:
-            gpus = [g for g in self.gpus if g not in busy][: self.gpus_per_run]
-            busy.update(gpus)
+            gpus = self._place()
             env = {"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {}
             if self.launcher == "fork":
                 sys.stdout.flush()
@@ -273,22 +294,25 @@ class LocalExecutor:
 
 @dataclass
 class SubmititExecutor:
-    """Slurm through submitit (or submitit's local mode): each batch of ready runs is one job array."""
+    """Slurm through submitit (or submitit's local mode): each batch of ready runs is one job array, whose every
+    element runs up to `runs_per_gpu` training runs at once on its GPU(s) (analyses: one per element)."""
 
     executor: Any
     params: dict
     analysis_gpus: int
     folder: Path
-    jobs: dict[str, Any] = field(default_factory=dict)  # run id -> submitit job
-    submitted: dict[str, float] = field(default_factory=dict)  # run id -> when it was submitted
+    runs_per_gpu: int = 1
+    jobs: dict[str, Any] = field(default_factory=dict)  # pack key (its first run id) -> submitit job
+    packs: dict[str, list[str]] = field(default_factory=dict)  # pack key -> the run ids the job runs
+    submitted: dict[str, float] = field(default_factory=dict)  # pack key -> when it was submitted
 
     @classmethod
-    def from_study(cls, study: Study) -> "SubmititExecutor":
+    def from_study(cls, study: Study, runs_per_gpu: int = 1) -> "SubmititExecutor":
         import submitit
 
         spec = study.executor
         cluster = "local" if spec.get("kind") == "submitit_local" else spec.get("cluster", "slurm")
-        # jobs unpickle run_job from this package: let them find it wherever they start (sbatch exports the env)
+        # jobs unpickle run_jobs from this package: let them find it wherever they start (sbatch exports the env)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         folder = Path(spec.get("folder", str(study.study_dir / "submitit")))
         try:
@@ -305,7 +329,7 @@ class SubmititExecutor:
                  "slurm_array_parallelism": spec.get("array_parallelism")}
         params.update({k: v for k, v in slurm.items() if v is not None})
         executor.update_parameters(**params)
-        return cls(executor, params, int(spec.get("analysis_gpus", 0)), folder)
+        return cls(executor, params, int(spec.get("analysis_gpus", 0)), folder, runs_per_gpu)
 
     def describe(self) -> str:
         return (f"submitit executor ({self.executor.cluster}): logs in {self.folder}, "
@@ -320,35 +344,37 @@ class SubmititExecutor:
     def submit(self, runs_and_jobs: list[tuple[Run, dict]]) -> None:
         training = [(r, j) for r, j in runs_and_jobs if r.task_kind is not None or r.kind in ("retrieval", "neurons")]
         analysis = [(r, j) for r, j in runs_and_jobs if (r, j) not in training]
-        for group, gpus in ((training, self.params["gpus_per_node"]), (analysis, self.analysis_gpus)):
+        for group, gpus, size in ((training, self.params["gpus_per_node"], self.runs_per_gpu),
+                                  (analysis, self.analysis_gpus, 1)):
             if not group:
                 continue
+            packs = [group[i:i + size] for i in range(0, len(group), size)]
             self.executor.update_parameters(gpus_per_node=gpus)
             try:
                 with self.executor.batch():
-                    jobs = [self.executor.submit(run_job, job) for _, job in group]
+                    jobs = [self.executor.submit(run_jobs, [job for _, job in pack]) for pack in packs]
             except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
                 raise UserError(f"submitting {len(group)} run(s) failed: {first_line(error)}") from None
-            for (run, _), job in zip(group, jobs):
-                self.jobs[run.id] = job
-                self.submitted[run.id] = time.time()
-                print(f"  submitted {run.id} as job {job.job_id}", flush=True)
+            for pack, job in zip(packs, jobs):
+                key = pack[0][0].id
+                self.jobs[key], self.packs[key], self.submitted[key] = job, [run.id for run, _ in pack], time.time()
+                print(f"  submitted {', '.join(self.packs[key])} as job {job.job_id}", flush=True)
         self.executor.update_parameters(gpus_per_node=self.params["gpus_per_node"])
 
     def poll(self) -> list[Finished]:
         finished = []
-        for run_id, job in list(self.jobs.items()):
+        for key, job in list(self.jobs.items()):
             if not job.done():
                 continue
-            started = self.submitted.pop(run_id)
-            del self.jobs[run_id]
+            started, run_ids = self.submitted.pop(key), self.packs.pop(key)
+            del self.jobs[key]
             try:
-                finished.append(job.result())
+                finished.extend(job.result())
             except Exception as error:  # noqa: BLE001 - the job died (timeout, preemption, node failure)
                 text = str(error).strip().splitlines()
-                finished.append(Finished(run_id, None, time.time() - started,
+                finished.extend(Finished(run_id, None, time.time() - started,
                                          f"job {job.job_id} died: {text[-1] if text else error} "
-                                         f"(submitit log: {job.paths.stderr})"))
+                                         f"(submitit log: {job.paths.stderr})") for run_id in run_ids)
         return finished
 
     def busy(self) -> bool:
@@ -359,9 +385,11 @@ class SubmititExecutor:
             job.cancel(check=False)
 
 
-def make_executor(study: Study) -> Executor:
+def make_executor(study: Study, runs_per_gpu: int = 1) -> Executor:
+    """runs_per_gpu: how many runs share one GPU (cost.study_packing's choice)."""
     kind = study.executor.get("kind", "local")
-    return LocalExecutor.from_study(study) if kind == "local" else SubmititExecutor.from_study(study)
+    return LocalExecutor.from_study(study, runs_per_gpu) if kind == "local" else \
+        SubmititExecutor.from_study(study, runs_per_gpu)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
 from .checks import check_study
+from .cost import (DEFAULT_GPU, DEFAULT_UTILIZATION, GPU_PEAK_TFLOPS, SpeedFile, kind_costs, study_costs,
+                   study_packing)
 from .execute import Outcome, execute, make_executor
 from .lock import StudyLock
 from utils.analysis.writers import text_table
@@ -28,6 +30,7 @@ class StudyArguments:
     study: str
     dry_run: bool = False
     restart: list[str] = field(default_factory=list)
+    speeds: Optional[str] = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +45,8 @@ def parse_study_args(argv: Optional[Sequence[str]] = None) -> StudyArguments:
     parser.add_argument("--dry_run", action="store_true", help="print every run, counts and a GPU-hour estimate")
     parser.add_argument("--restart", nargs="+", default=[], metavar="RUN_GLOB",
                         help="run ids or globs ('imp/ner/*') to delete and start again, with their dependents")
+    parser.add_argument("--speeds", metavar="FILE", help="measured speeds (benchmarks/results/<gpu>.json) for the dry "
+                        "run's estimate; overrides the study file's 'speeds'")
     return StudyArguments(**vars(parser.parse_args(argv)))
 
 
@@ -101,6 +106,57 @@ def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
     print("\n".join(notes))
 
 
+def print_costs(study: Study, speeds_flag: Optional[str]) -> None:
+    """The dry run's cost lines: packing and peak memory, the FLOP bound per kind, and the measured-speed estimate
+    beside the paper-speed one when a speeds file is given (flag, else the study's 'speeds')."""
+    costs = study_costs(study)
+    if not costs:
+        return
+    packing = study_packing(study, costs)
+    bound = study.raw.get("flop_bound", {})
+    gpu, utilization = bound.get("gpu", DEFAULT_GPU), float(bound.get("utilization", DEFAULT_UTILIZATION))
+    path = speeds_flag or study.raw.get("speeds")
+    speeds = SpeedFile.read(path) if path else None
+    paper = {row[0]: row[4] for row in estimate_rows(study, {rid: Decision("run", "") for rid in study.runs})[0]}
+    kinds = kind_costs(study, costs, gpu, utilization, speeds, packing.runs_per_gpu)
+    rows = [[k.kind, str(k.runs), "-" if k.flops is None else f"{k.flops / 1e18:,.2f}",
+             "-" if k.bound_hours is None else f"{k.bound_hours:,.1f}", paper.get(k.kind, "-")]
+            + ([] if speeds is None else ["-" if k.measured_hours is None else f"{k.measured_hours:,.1f}"])
+            for k in kinds]
+    if all(k.bound_hours is not None for k in kinds):
+        rows.append(["total", str(sum(k.runs for k in kinds)), f"{sum(k.flops for k in kinds) / 1e18:,.2f}",
+                     f"{sum(k.bound_hours for k in kinds):,.1f}", _column_total(rows, 4)]
+                    + ([] if speeds is None else [_column_total(rows, 5)]))
+    header = ["kind", "training runs", "EFLOP", f"FLOP bound GPU-h ({gpu}, {utilization:.0%})", "paper-speed GPU-h"]
+    print(f"\npacking: {packing.note}")
+    print(text_table(header + ([f"measured GPU-h ({speeds.gpu})"] if speeds else []), rows))
+    sizes = {c.size.name: c.size for c in costs if c.size is not None}
+    unknown = sorted({str(study.runs[c.run_id].config.get("model_name_or_path")) for c in costs if c.size is None})
+    print(f"FLOP bound: 6 x parameters x training tokens + 2 x parameters x evaluation tokens, at {utilization:.0%} "
+          f"of the {gpu}'s {GPU_PEAK_TFLOPS[gpu]:g} TFLOP/s peak dense bf16; no run can be faster. Parameters "
+          "(without embedding tables) of all: " + "; ".join(f"{s.name} {s.matmul:,} of {s.total:,} ({s.source})"
+                                                            for s in sizes.values())
+          + (f"; unknown size (not local, not in the known table): {', '.join(unknown)}" if unknown else ""))
+    tokens = {f"{c.workload}: {c.tokens_per_example:.1f} tokens/example ({c.token_source})" for c in costs}
+    print("\n".join(f"  {t}" for t in sorted(tokens)))
+    if speeds is None:
+        print("measured speeds: none given (--speeds benchmarks/results/<gpu>.json from bash benchmarks/gpu.sh); "
+              "only paper speeds are known")
+    else:
+        print(f"measured speeds: {path} ({speeds.gpu}, {speeds.date}, {speeds.settings.get('models', 'models ?')}) "
+              f"at {packing.runs_per_gpu} run(s) per GPU: "
+              "each run's steps/s measured with that many concurrent runs (or the nearest fewer measured), its "
+              f"hours divided by the runs sharing the GPU; '-' where a workload was not measured")
+
+
+def _column_total(rows: list[list[str]], column: int) -> str:
+    """The sum of a column of printed numbers, or '-' when one of them is not a number."""
+    try:
+        return f"{sum(float(row[column].replace(',', '')) for row in rows):,.1f}"
+    except ValueError:
+        return "-"
+
+
 def print_outcomes(study: Study, outcomes: dict[str, Outcome], seconds: float) -> None:
     counts = {s: sum(o.status == s for o in outcomes.values()) for s in ("ok", "complete", "failed", "skipped")}
     print(f"\nstudy {study.name}: {counts['ok']} run(s) done now, {counts['complete']} already complete, "
@@ -118,7 +174,10 @@ def run_study(args: StudyArguments) -> int:
     study = load_study(args.study)
     missing = check_study(study, defer_missing_inputs=args.dry_run)  # before anything runs
     if args.dry_run:  # no lock, nothing written
+        if args.speeds:
+            SpeedFile.read(args.speeds)  # a bad file stops before the plan is printed
         print_plan(study, decide(study, args.restart))
+        print_costs(study, args.speeds)
         if missing:
             more = f" (and {len(missing) - 1} more run(s) with missing inputs)" if len(missing) > 1 else ""
             print(f"not ready to run: {missing[0]}{more}")
@@ -131,7 +190,10 @@ def _run(study: Study, decisions: dict[str, Decision]) -> int:
     """Run what the decisions say (under the study's lock), then write the state file and the report."""
     from .report import key_tables, write_report  # matplotlib only when a study runs
 
-    executor = make_executor(study)
+    packing = study_packing(study, study_costs(study))
+    if packing.runs_per_gpu < packing.requested:
+        print(f"note: {packing.note}", flush=True)
+    executor = make_executor(study, packing.runs_per_gpu)
     todo = sum(d.action != "skip" for d in decisions.values())
     print(f"study {study.name}: {len(study.runs)} runs, {todo} to run; {executor.describe()}", flush=True)
     started = time.time()

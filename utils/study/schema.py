@@ -14,7 +14,8 @@ TOP_LEVEL = {
     "overrides": "dict", "transfer_sparsities": "list[number]", "transfer": ("all", "own", "none"),
     "baselines": "list[str]", "multilingual": "list[dict]", "consensus": "list[dict]", "cross_task": "list[dict]",
     "similarity": "bool",
-    "retrieval": "dict", "executor": "dict", "steps_per_second": "dict", "neurons": "dict",
+    "retrieval": "dict", "executor": "dict", "steps_per_second": "dict", "neurons": "dict", "speeds": "str",
+    "flop_bound": "dict",
 }
 REQUIRED_TOP_LEVEL = ("name", "seeds", "tasks")
 TASK = {
@@ -41,8 +42,9 @@ EXECUTOR = {
     "workers": "int", "launcher": ("auto", "fork", "subprocess"), "partition": "str", "time_min": "int",
     "gpus_per_node": "int", "cpus_per_task": "int", "mem_gb": "number", "account": "str", "sbatch": "dict",
     "array_parallelism": "int", "folder": "str", "poll_seconds": "number", "analysis_gpus": "int",
-    "gpus_per_run": "int",
+    "gpus_per_run": "int", "runs_per_gpu": "int", "gpu_memory_gb": "number",
 }
+FLOP_BOUND = {"gpu": "str", "utilization": "number"}
 BASELINES = ("dense", "random", "oneshot", "rand_init")
 
 
