@@ -111,6 +111,15 @@ class Memory:
         return round(peak_rss_mb(), 1)
 
 
+@torch.no_grad()
+def resident(model) -> None:
+    """Every CPU parameter copied into the process's own memory: weights loaded from safetensors are mapped from
+    the file, and pruning them in place would otherwise count their pages into the pruning's peak."""
+    for parameter in model.parameters():
+        if parameter.device.type == "cpu":
+            parameter.data = parameter.data.clone()
+
+
 def measure_case(case: Case, workdir: Path) -> tuple[Measurement, dict[str, torch.Tensor]]:
     """Load and draw as prune_oneshot.py does, prune in the case's mode, then measure perplexity."""
     model_args = ModelArguments(model_name_or_path=case.model)
@@ -122,6 +131,7 @@ def measure_case(case: Case, workdir: Path) -> tuple[Measurement, dict[str, torc
     eval_sets = {lang: windows[: case.eval_windows] for lang, windows in inputs.eval_sets.items()}
     model, run = load_for_pruning(model_args, args, inputs, settings, RunPaths(workdir), show_progress=False)
     dense = measure(model, eval_sets, run) if case.dense_perplexity else {}
+    resident(model)
     memory = Memory(run.device)
     setup = memory.start()
     started = time.perf_counter()
