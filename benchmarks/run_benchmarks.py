@@ -30,7 +30,6 @@ import copy
 import io
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -41,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from common import REPO, interleaved, markdown_table, median, paired_ratio, timed  # noqa: E402
+from common import (REPO, current_rss_mb, interleaved, markdown_table, median, paired_ratio,  # noqa: E402
+                    peak_rss_mb, timed)
 
 import torch  # noqa: E402
 
@@ -370,27 +370,6 @@ def memory_child(variant: str, shape: str, steps: int) -> None:
     peak = peak_rss_mb()
     print(json.dumps({"variant": variant, "rss_after_setup_mb": before, "peak_rss_mb": peak,
                       "training_peak_mb": peak - before}))
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS: VmHWM (ru_maxrss would be wrong: Linux carries it over from the parent across exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_memory(cfg: dict, args) -> dict:
