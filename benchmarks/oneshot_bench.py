@@ -172,8 +172,8 @@ def child_main(workdir: Path) -> None:
 def agreement(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict:
     """Jaccard of the kept weights of two masks overall, per layer, and how many matrices are identical."""
     pair = compare_pair(pack_mask(Mask(a), "sequential"), pack_mask(Mask(b), "whole"))
-    layers = {layer: round(stats["jaccard"], 4) for layer, stats in pair["per_layer"].items()}
-    return {"jaccard": round(pair["overall"]["jaccard"], 4), "per_layer": layers,
+    layers = {layer: round(stats.jaccard, 4) for layer, stats in pair.per_layer.items()}
+    return {"jaccard": round(pair.overall.jaccard, 4), "per_layer": layers,
             "identical_matrices": sum(torch.equal(a[n], b[n]) for n in a), "matrices": len(a)}
 
 
