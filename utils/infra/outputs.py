@@ -287,6 +287,7 @@ ANALYSIS_OUTPUTS = {
                 "zero_shot_*.png"),
     "retrieval": ("retrieval_*.json", "retrieval_*.png"),
     "representation_similarity": ("representations_*.json", "representations_*.csv", "representations_*.png"),
+    "mask_perplexity": ("mask_perplexity.json",),
 }
 
 

@@ -31,10 +31,14 @@ ANALYSIS_ARGUMENTS = {
     "mask_similarity.py": ("utils.analysis.similarity", ("SimilarityArguments",)),
     "sentence_retrieval.py": ("utils.analysis.retrieval", ("ModelArguments", "RetrievalArguments")),
     "summarize_results.py": ("utils.analysis.results", ("SummaryArguments",)),
+    "prune_oneshot.py": ("utils.oneshot.run", ("ModelArguments", "OneshotArguments")),
+    "mask_perplexity.py": ("utils.oneshot.evaluate", ("ModelArguments", "MaskPerplexityArguments")),
+    "representation_similarity.py": ("utils.analysis.representation_similarity",
+                                     ("ModelArguments", "RepresentationArguments")),
 }
 IDENTITY = ("output_dir", "seed", "data_language", "mask_dir")
 ANALYSIS_KEYS = {"consensus": "consensus", "similarity": "similarity", "retrieval": "retrieval",
-                 "summary": "study_dir"}
+                 "summary": "study_dir", "oneshot": "oneshot", "perplexity": "oneshot", "representations": "oneshot"}
 EXECUTOR_RULES = {
     "poll_seconds": above(0), "workers": whole(1), "gpus_per_run": whole(1), "time_min": whole(1),
     "gpus_per_node": whole(0), "cpus_per_task": whole(1), "mem_gb": above(0), "array_parallelism": whole(1),

@@ -17,7 +17,7 @@ from .report import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
 from .state import Decision, decide
 
-KINDS = TRAINING_KINDS + ANALYSIS_KINDS
+KINDS = TRAINING_KINDS + ("oneshot",) + ANALYSIS_KINDS
 STATE_FILE = "study_state.json"
 
 

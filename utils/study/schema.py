@@ -13,10 +13,10 @@ TOP_LEVEL = {
     "name": "str", "description": "str", "study_dir": "str", "model": "str", "seeds": "list[int]", "tasks": "dict",
     "overrides": "dict", "transfer_sparsities": "list[number]", "transfer": ("all", "own", "none"),
     "baselines": "list[str]", "multilingual": "list[dict]", "consensus": "list[dict]", "cross_task": "list[dict]",
-    "similarity": "bool",
+    "similarity": "bool", "oneshot": "dict",
     "retrieval": "dict", "executor": "dict", "steps_per_second": "dict",
 }
-REQUIRED_TOP_LEVEL = ("name", "seeds", "tasks")
+REQUIRED_TOP_LEVEL = ("name", "seeds")  # and 'tasks', or 'oneshot', or both
 TASK = {
     "kind": tuple(TASK_MODULES), "imp_config": "str", "finetune_config": "str",
     "languages": "list[str]", "model": "str", "imp_overrides": "dict", "finetune_overrides": "dict",
@@ -37,6 +37,13 @@ EXECUTOR = {
     "gpus_per_node": "int", "cpus_per_task": "int", "mem_gb": "number", "account": "str", "sbatch": "dict",
     "array_parallelism": "int", "folder": "str", "poll_seconds": "number", "analysis_gpus": "int",
     "gpus_per_run": "int",
+}
+# One-shot masks per language and seed (utils/study/oneshot.py); '{lang}' in the file templates.
+ONESHOT = {
+    "model": "str", "languages": "list[str]", "methods": "list[str]", "structures": "list[str]",
+    "sparsity": "number", "calibration_file": "str", "calibration_samples": "int", "calibration_seq_len": "int",
+    "eval_files": "str", "eval_languages": "list[str]", "eval_seq_len": "int", "max_eval_windows": "int",
+    "consensus": "bool", "random": "bool", "cka_dims": "int", "overrides": "dict",
 }
 BASELINES = ("dense", "random", "oneshot", "rand_init")
 
