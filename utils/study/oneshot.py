@@ -61,6 +61,12 @@ def load_spec(study: Study) -> Optional[dict]:
     for key in ("calibration_file", "eval_files"):
         if key in spec and len(spec["languages"]) > 1 and "{lang}" not in spec[key]:
             raise UserError(f"{where}.{key} must contain '{{lang}}' for a study of several languages")
+    for kind, value in spec.get("seconds_per_run", {}).items():
+        if kind not in ("oneshot", "consensus", "similarity", "perplexity", "retrieval", "representations"):
+            raise schema.unknown_key(f"{where}.seconds_per_run", kind, ("oneshot", "consensus", "similarity",
+                                                                         "perplexity", "retrieval", "representations"))
+        if not schema.is_type(value, "number") or value <= 0:
+            raise UserError(f"{where}.seconds_per_run.{kind} must be a positive number, got {value!r}")
     spec.setdefault("eval_languages", spec["languages"])
     return spec
 

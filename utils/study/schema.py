@@ -43,7 +43,7 @@ ONESHOT = {
     "model": "str", "languages": "list[str]", "methods": "list[str]", "structures": "list[str]",
     "sparsity": "number", "calibration_file": "str", "calibration_samples": "int", "calibration_seq_len": "int",
     "eval_files": "str", "eval_languages": "list[str]", "eval_seq_len": "int", "max_eval_windows": "int",
-    "consensus": "bool", "random": "bool", "cka_dims": "int", "overrides": "dict",
+    "consensus": "bool", "random": "bool", "cka_dims": "int", "overrides": "dict", "seconds_per_run": "dict",
 }
 BASELINES = ("dense", "random", "oneshot", "rand_init")
 
