@@ -24,10 +24,14 @@ pytestmark = [pytest.mark.real, pytest.mark.slow, pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def real_study(tmp_path_factory, monkeypatch_module):
+def real_study(request, tmp_path_factory, monkeypatch_module):
     """Wanda masks of three languages (two scripts) and two calibration samples each, magnitude, their perplexity
-    on every language's held-out books and their Jaccard similarities: configs/studies/real_llm.json cut down."""
+    on every language's held-out books and their Jaccard similarities: configs/studies/real_llm.json cut down.
+    Only with -m real: it prunes the real model seven times, too long for the default suite."""
     import study as study_script
+
+    if "real" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("the real-model tier runs only when asked: python -m pytest -m real")
 
     monkeypatch_module.chdir(REPO)
     raw = json.loads((REPO / "configs/studies/real_llm.json").read_text())
