@@ -317,6 +317,7 @@ ANALYSIS_OUTPUTS = {
     "representation_similarity": ("representations_*.json", "representations_*.csv", "representations_*.png"),
     "neurons": ("neurons.json", "lape_neurons.pt", "activation_probs.pt", "ablation_*.csv", "neuron_overlap.csv",
                 "masks/neurons_*.pt", "masks/neurons_*.json", "masks/without_*.pt", "masks/without_*.json"),
+    "mask_perplexity": ("mask_perplexity.json",),
 }
 
 

@@ -78,6 +78,8 @@ FIELD_RULES: dict[str, Rule] = {
     # one-shot pruning
     "calibration_samples": whole(1),
     "calibration_seq_len": whole(2),
+    "seq_len": whole(2),
+    "max_windows": whole(1),
     "sparsegpt_block_size": whole(1),
     "sparsegpt_damping": at_least(0),
     # analysis tools

@@ -34,10 +34,15 @@ ANALYSIS_ARGUMENTS = {
     "language_neurons.py": ("utils.analysis.neuron_run", ("ModelArguments", "NeuronArguments")),
     "sentence_retrieval.py": ("utils.analysis.retrieval", ("ModelArguments", "RetrievalArguments")),
     "summarize_results.py": ("utils.analysis.tools", ("SummaryArguments",)),
+    "prune_oneshot.py": ("utils.oneshot.run", ("ModelArguments", "OneshotArguments")),
+    "mask_perplexity.py": ("utils.oneshot.evaluate", ("ModelArguments", "MaskPerplexityArguments")),
+    "representation_similarity.py": ("utils.analysis.representation_similarity",
+                                     ("ModelArguments", "RepresentationArguments")),
 }
 IDENTITY = ("output_dir", "seed", "data_language", "mask_dir")
 ANALYSIS_KEYS = {"consensus": "consensus", "similarity": "similarity", "retrieval": "retrieval",
-                 "neurons": "neurons", "summary": "study_dir"}
+                 "neurons": "neurons", "summary": "study_dir", "oneshot": "oneshot", "perplexity": "oneshot",
+                 "representations": "oneshot"}
 EXECUTOR_RULES = {
     "poll_seconds": above(0), "workers": whole(1), "gpus_per_run": whole(1), "time_min": whole(1),
     "gpus_per_node": whole(0), "cpus_per_task": whole(1), "mem_gb": above(0), "array_parallelism": whole(1),
@@ -187,6 +192,7 @@ def _check_inputs(run: Run, parsed: Optional[tuple]) -> None:
                 raise RunProblem(str(error), key) from None
     if run.config.get("tsv") and not Path(run.config["tsv"]).is_file():
         raise RunProblem(f"parallel file not found: {run.config['tsv']}", "tsv")
+    _check_text(run)
     if run.task_kind is None or parsed is None:
         return
     data = next(p for p in parsed if isinstance(p, DataArguments))
@@ -201,6 +207,21 @@ def _check_inputs(run: Run, parsed: Optional[tuple]) -> None:
             except UserError as error:
                 raise RunProblem(str(error), "data_language" if lang in data.languages else "eval_languages") \
                     from None
+
+
+def _check_text(run: Run) -> None:
+    """A one-shot run's calibration text and the perplexity run's held-out text, per language."""
+    from utils.oneshot.calibration import check_text_file, parse_eval_files
+
+    try:
+        if run.script == "prune_oneshot.py" and run.config.get("calibration_file"):
+            for lang in run.config["data_language"].split(","):
+                check_text_file(run.config["calibration_file"], lang, "--calibration_file")
+        if run.script == "mask_perplexity.py":
+            parse_eval_files(run.config["eval_files"])
+    except UserError as error:
+        raise RunProblem(str(error), "calibration_file" if run.script == "prune_oneshot.py" else "eval_files") \
+            from None
 
 
 def _check_model(name: str) -> None:

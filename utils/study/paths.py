@@ -97,6 +97,10 @@ def _names(raw: dict) -> Iterator[tuple[str, Any, str]]:
                 for where, lang in _strings(entry.get(key) if isinstance(entry, dict) else None,
                                             f"{group}[{i}].{key}"):
                     yield where, lang, ""
+    oneshot = raw.get("oneshot")
+    for key in ("languages", "eval_languages"):
+        for where, lang in _strings(oneshot.get(key) if isinstance(oneshot, dict) else None, f"oneshot.{key}"):
+            yield where, lang, ""
     retrieval = raw.get("retrieval")
     for where, pair in _strings(retrieval.get("pairs") if isinstance(retrieval, dict) else None, "retrieval.pairs"):
         yield where, pair, ""

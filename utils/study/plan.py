@@ -67,7 +67,7 @@ TASK_KINDS = {
                       speed_note=" of mBERT XNLI (no PAWS-X figure; the same model and pair lengths)"),
 }
 TRAINING_KINDS = ("imp", "transfer", "baseline", "cross_task")
-ANALYSIS_KINDS = ("consensus", "similarity", "retrieval", "neurons", "summary")
+ANALYSIS_KINDS = ("consensus", "similarity", "retrieval", "neurons", "perplexity", "representations", "summary")
 # Settings the study derives for every run; a base config's values are dropped, overrides may not set them.
 IMP_DERIVED = ("output_dir", "data_language", "seed", "overwrite_output_dir", "resume")
 FINETUNE_DERIVED = IMP_DERIVED + ("mask_dir", "pruning_type", "sparsity", "weight_init")
@@ -212,9 +212,11 @@ def load_study(path: str) -> Study:
                                      [f"{p}/{k}" for p in ("imp", "finetune") for k in TASK_KINDS])
         if not schema.is_type(value, "number") or value <= 0:
             raise UserError(f"{path}: steps_per_second '{key}' must be a positive number, got {value!r}")
+    if "tasks" not in raw and "oneshot" not in raw:
+        raise UserError(f"study file {path}: missing required key 'tasks' (or 'oneshot')")
     study = Study(raw["name"], path, Path(raw.get("study_dir", f"runs/studies/{raw['name']}")), list(raw["seeds"]),
                   {}, [float(v) for v in raw.get("transfer_sparsities", [])], raw)
-    for name, spec in raw["tasks"].items():
+    for name, spec in raw.get("tasks", {}).items():
         study.tasks[name] = _load_task(name, spec, raw, path)
     for i, entry in enumerate(raw.get("multilingual", [])):
         schema.check(entry, schema.MULTILINGUAL, f"{path}: multilingual[{i}]", ("task", "languages"))
@@ -274,6 +276,9 @@ def derive_runs(study: Study) -> None:
     _add_similarity(study)
     _add_retrieval(study)
     _add_neurons(study)
+    from .oneshot import add_oneshot
+
+    add_oneshot(study)
     _add_summary(study)
 
 
@@ -508,12 +513,7 @@ def _add_retrieval(study: Study) -> None:
     seed = study.seeds[0]
     for pair in pairs:
         src, tgt = pair.split("-")
-        data = {"src_lang": src, "tgt_lang": tgt, "name": pair}
-        if "tsv" in spec:
-            data["tsv"] = spec["tsv"].replace("{src}", src).replace("{tgt}", tgt).replace("{pair}", pair)
-        else:
-            data.update({k: spec[k] for k in ("dataset_name", "dataset_config") if k in spec})
-        data.update({k: spec[k] for k in ("split", "max_sentences", "pooling") if k in spec})
+        data = retrieval_data(spec, pair)
         for task in tasks:
             missing = [lang for lang in (src, tgt) if lang not in task.languages]
             if missing:
@@ -524,6 +524,18 @@ def _add_retrieval(study: Study) -> None:
                                    {**data, "src_mask": mask_a, "tgt_mask": mask_b}, sorted({dep_a, dep_b}))
         if spec.get("dense", True) and tasks:
             _add_retrieval_run(study, f"retrieval/dense/{pair}", tasks[0].model, data, [])
+
+
+def retrieval_data(spec: dict, pair: str) -> dict:
+    """A retrieval run's data settings for one pair 'src-tgt' of the study's 'retrieval' object."""
+    src, tgt = pair.split("-")
+    data = {"src_lang": src, "tgt_lang": tgt, "name": pair}
+    if "tsv" in spec:
+        data["tsv"] = spec["tsv"].replace("{src}", src).replace("{tgt}", tgt).replace("{pair}", pair)
+    else:
+        data.update({k: spec[k] for k in ("dataset_name", "dataset_config") if k in spec})
+    data.update({k: spec[k] for k in ("split", "max_sentences", "pooling") if k in spec})
+    return data
 
 
 def _add_retrieval_run(study: Study, run_id: str, model: str, data: dict, deps: list[str]) -> None:
@@ -565,6 +577,8 @@ def _add_summary(study: Study) -> None:
     """The summary reads exactly the planned training folders (not every result under study_dir), so a change of
     the plan is a change of its config, and it runs again."""
     training = [r.id for r in study.runs.values() if r.kind in TRAINING_KINDS]
+    if not training:  # a one-shot study trains nothing
+        return
     run_dir = study.study_dir / "summary"
     config = {"runs": [str(study.runs[rid].run_dir) for rid in training], "output_dir": str(run_dir)}
     study.add(Run("summary", "summary", "summarize_results.py", config, run_dir, training, soft_deps=True,

@@ -257,6 +257,82 @@ def neurons_section(study: Study, out: Path) -> dict:
     return _section("Language-specific neurons (LAPE)", " ".join(texts), tables=tables)
 
 
+def oneshot_section(study: Study, out: Path) -> dict:
+    """One-shot masks of a language model: the perplexity transfer matrix (utils.analysis.oneshot_transfer), each
+    column's own-language advantage and leave-one-out majority, Jaccard per matrix type by kind of pair, each
+    language's specific weights per layer and CKA between languages per layer, dense and under the masks."""
+    from utils.analysis.oneshot_transfer import share_better, transfer_matrix
+
+    tables = []
+    for run in (r for r in study.runs.values() if r.kind == "perplexity"):
+        result = _read(run.run_dir / run.outputs[0])
+        if result is None:
+            continue
+        m = transfer_matrix(result)
+        slug = run.id.replace("/", "_")
+        rows = [[r.label, *(f"{format_number(r.perplexity[t], METRIC_DIGITS)} ({100 * r.increase[t]:+.0f}%)" if r.label != "dense"
+                            else format_number(r.perplexity[t], METRIC_DIGITS) for t in m.languages)] for r in m.rows]
+        tables.append(_table(slug, f"Perplexity transfer matrix ({run.id})",
+                             "row = mask (method/calibration language; magnitude needs no text; method/majority_no_x "
+                             "= majority of every other language's mask, re-pruned by |w|), column = held-out text "
+                             "of that language; perplexity on the original weights under the mask, (relative "
+                             f"increase over dense); {', '.join(f'{k} {v}' for k, v in result['windows'].items())} "
+                             f"windows of {result['seq_len']} tokens.", ["mask \\ eval", *m.languages], rows))
+        methods = list(dict.fromkeys(o.method for o in m.own))
+        tables.append(_table(f"{slug}_own_language", f"Own-language advantage ({run.id})",
+                             "per column t: increase under t's own mask, mean increase under the other languages' "
+                             "masks, advantage = others - own (positive: calibrating on t helps t); leave-one-out = "
+                             "increase on t under the majority of every other language's mask. Own no worse in "
+                             + ", ".join(f"{100 * share_better([o for o in m.own if o.method == k]):.0f}% of columns "
+                                         f"({k})" for k in methods) + ".",
+                             ["method", "eval language", "own", "others (mean)", "advantage", "leave-one-out"],
+                             [[o.method, o.language, f"{100 * o.own:+.1f}%", f"{100 * o.others:+.1f}%",
+                               f"{100 * o.advantage:+.1f} pts",
+                               "-" if o.leave_one_out is None else f"{100 * o.leave_one_out:+.1f}%"] for o in m.own]))
+    for run in (r for r in study.runs.values() if r.kind == "similarity" and r.id.startswith("similarity/oneshot_")):
+        result = _read(run.run_dir / SIMILARITY_FILE, read_similarity)
+        if result is None:
+            continue
+        by_kind: dict[str, dict[str, list[float]]] = {}
+        for pair in result.pairs:
+            for group, stats in pair.per_matrix_type.items():
+                by_kind.setdefault(group, {}).setdefault(_pair_kind(result, pair), []).append(stats.jaccard)
+                by_kind[group].setdefault("random", []).append(stats.random_baseline)
+        kinds = sorted({k for v in by_kind.values() for k in v if k != "random"}) + ["random"]
+        slug = run.id.removeprefix("similarity/").replace("/", "_")
+        tables.append(_table(f"jaccard_per_matrix_type_{slug}", f"Jaccard per matrix type: {run.id}",
+                             "mean Jaccard of each kind of pair per matrix type, beside independent random masks.",
+                             ["matrix type", *kinds], [[g, *(format_number(float(np.mean(v[k]))) if k in v else "-" for k in kinds)]
+                                                       for g, v in by_kind.items()]))
+        head = _read(run.run_dir / "head_similarity.json")
+        if head is not None:
+            specific = head["language_specific"]["per_layer"]
+            layers = list(next(iter(specific.values())))
+            tables.append(_table(f"language_specific_{slug}", f"Language-specific weights per layer: {run.id}",
+                                 "share of a mask's kept weights that no other language's mask keeps, per layer "
+                                 "(random: the same share for independent random masks of these densities).",
+                                 ["layer", *specific, "random (first)"],
+                                 [[layer, *(format_number(specific[k][layer]["share"]) for k in specific),
+                                   format_number(next(iter(specific.values()))[layer]["random_baseline"])]
+                                  for layer in layers]))
+    cka: dict[str, list[tuple[str, dict]]] = {}
+    for run in (r for r in study.runs.values() if r.kind == "representations"):
+        result = _read(run.run_dir / run.outputs[0])
+        if result is not None:
+            label = "dense" if run.id.split("/")[1] == "dense" else "under masks"
+            cka.setdefault(f"{result['src_lang']}-{result['tgt_lang']}", []).append((label, result))
+    for pair, entries in sorted(cka.items()):
+        layers = [row["layer"] for row in entries[0][1]["comparisons"][0]["layers"]]
+        cell = lambda res, i, key: format_number(res["comparisons"][0]["layers"][i][key])  # noqa: E731
+        tables.append(_table(f"cka_{pair}", f"Linear CKA per layer {pair}",
+                             "linear CKA between the two languages' held-out aligned sentences (mean pooling), each "
+                             "side under its own language's mask or dense; [shuffled pairs] = unrelated sentences.",
+                             ["layer", *(label for label, _ in entries)],
+                             [[layer, *(f"{cell(r, i, 'cka')} [{cell(r, i, 'cka_shuffled')}]" for _, r in entries)]
+                              for i, layer in enumerate(layers)]))
+    return _section("One-shot masks of a language model", tables=tables)
+
+
 def status_section(outcomes: dict) -> dict:
     rows = [[o.id, o.status, o.detail, o.log or ""] for o in outcomes.values() if o.status in ("failed", "skipped")]
     counts = {s: sum(o.status == s for o in outcomes.values()) for s in ("ok", "complete", "failed", "skipped")}
@@ -312,7 +388,7 @@ def to_html(title: str, sections: list[dict]) -> str:
     return "\n".join(parts + ["</body></html>"])
 
 
-KEY_TABLES = ("imp_tickets", "transfer_", "cross_task", "jaccard_")
+KEY_TABLES = ("imp_tickets", "transfer_", "cross_task", "jaccard_", "perplexity_")
 
 
 def key_tables(sections: list[dict]) -> str:
@@ -341,9 +417,10 @@ def write_report(study: Study, outcomes: dict) -> list[dict]:
     sections = [status_section(outcomes)]
     if summary is not None:
         sections += [tickets_section(summary, out), transfer_section(summary, out), zero_shot_section(summary, out)]
-    else:
+    elif "summary" in study.runs:
         sections.append(_section("Results", "no summary: the summarize_results.py run did not complete."))
-    sections += [similarity_section(study, out), retrieval_section(study, out), neurons_section(study, out)]
+    sections += [similarity_section(study, out), retrieval_section(study, out), neurons_section(study, out),
+                 oneshot_section(study, out)]
     for section in sections:
         section["figures"] = [f for f in section["figures"] if f is not None]
     sections = [s for s in sections if s["text"] or s["tables"] or s["figures"]]

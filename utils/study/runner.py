@@ -19,7 +19,7 @@ from utils.analysis.writers import text_table
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Run, Study, load_study, steps_per_second
 from .state import Decision, decide
 
-KINDS = TRAINING_KINDS + ANALYSIS_KINDS
+KINDS = TRAINING_KINDS + ("oneshot",) + ANALYSIS_KINDS
 STATE_FILE = "study_state.json"
 
 
@@ -81,8 +81,10 @@ def estimate_rows(study: Study, decisions: dict[str, Decision]) -> tuple[list[li
                 hours += (run.steps or 0) / rate / 3600
                 phase = "IMP" if run.is_imp else "fine-tuning"
                 sources[f"{phase} {run.task_kind}"] = f"{rate:.2f} steps/s ({source})"
+        measured = study.raw.get("oneshot", {}).get("seconds_per_run", {}).get(kind)
+        cpu = f"{todo * measured / 60:,.1f} CPU-min (measured)" if measured else "- (CPU, minutes)"
         rows.append([kind, str(len(runs)), str(todo), f"{steps:,}" if steps else "-",
-                     f"{hours:,.1f}" if steps else "- (CPU, minutes)"])
+                     f"{hours:,.1f}" if steps else cpu])
     notes = [f"  {name}: {text}" for name, text in sources.items()]
     return rows, notes
 
@@ -101,9 +103,17 @@ def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
     total = sum(float(r[4].replace(",", "")) for r in rows if r[3] != "-")
     print(f"\nstudy {study.name}: {len(study.runs)} runs in {study.study_dir}")
     print(text_table(["kind", "runs", "to run", "optimizer steps", "GPU-hours (est.)"], rows))
-    print(f"total: {total:,.1f} GPU-hours of training, at these assumed speeds (evaluation included, as in the "
-          "paper's figures, which were measured on a Quadro RTX 8000):")
-    print("\n".join(notes))
+    if notes:
+        print(f"total: {total:,.1f} GPU-hours of training, at these assumed speeds (evaluation included, as in the "
+              "paper's figures, which were measured on a Quadro RTX 8000):")
+        print("\n".join(notes))
+    measured = study.raw.get("oneshot", {}).get("seconds_per_run", {})
+    if measured:
+        todo = {kind: sum(decisions[r.id].action != "skip" for r in study.runs.values() if r.kind == kind)
+                for kind in measured}
+        print(f"one-shot stage: about {sum(todo[k] * measured[k] for k in measured) / 60:.1f} minutes still to run "
+              f"on this machine, from the study file's measured seconds per run ({study.path}: "
+              "oneshot.seconds_per_run)")
 
 
 def print_costs(study: Study, speeds_flag: Optional[str]) -> None:

@@ -13,11 +13,11 @@ TOP_LEVEL = {
     "name": "str", "description": "str", "study_dir": "str", "model": "str", "seeds": "list[int]", "tasks": "dict",
     "overrides": "dict", "transfer_sparsities": "list[number]", "transfer": ("all", "own", "none"),
     "baselines": "list[str]", "multilingual": "list[dict]", "consensus": "list[dict]", "cross_task": "list[dict]",
-    "similarity": "bool",
+    "similarity": "bool", "oneshot": "dict",
     "retrieval": "dict", "executor": "dict", "steps_per_second": "dict", "neurons": "dict", "speeds": "str",
     "flop_bound": "dict",
 }
-REQUIRED_TOP_LEVEL = ("name", "seeds", "tasks")
+REQUIRED_TOP_LEVEL = ("name", "seeds")  # and 'tasks', or 'oneshot', or both
 TASK = {
     "kind": tuple(TASK_MODULES), "imp_config": "str", "finetune_config": "str",
     "languages": "list[str]", "model": "str", "imp_overrides": "dict", "finetune_overrides": "dict",
@@ -45,6 +45,13 @@ EXECUTOR = {
     "gpus_per_run": "int", "runs_per_gpu": "int", "gpu_memory_gb": "number",
 }
 FLOP_BOUND = {"gpu": "str", "utilization": "number"}
+# One-shot masks per language and seed (utils/study/oneshot.py); '{lang}' in the file templates.
+ONESHOT = {
+    "model": "str", "languages": "list[str]", "methods": "list[str]", "structures": "list[str]",
+    "sparsity": "number", "calibration_file": "str", "calibration_samples": "int", "calibration_seq_len": "int",
+    "eval_files": "str", "eval_languages": "list[str]", "eval_seq_len": "int", "max_eval_windows": "int",
+    "consensus": "bool", "random": "bool", "cka_dims": "int", "overrides": "dict", "seconds_per_run": "dict",
+}
 BASELINES = ("dense", "random", "oneshot", "rand_init")
 
 

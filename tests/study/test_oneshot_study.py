@@ -1,0 +1,150 @@
+"""A study's one-shot stage (issue 20 item 5): the runs it plans, its checks, the transfer matrix's arithmetic, and
+a whole tiny study on the tiny Llama with its report."""
+import json
+import math
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from utils.analysis.oneshot_transfer import share_better, transfer_matrix
+from utils.infra.errors import UserError
+from utils.study.plan import load_study
+
+LANGS = ["en", "fr", "es"]
+
+
+def oneshot_study(tmp_path, model, **changes) -> dict:
+    spec = {"model": str(model), "languages": LANGS, "methods": ["wanda", "magnitude"], "sparsity": 0.5,
+            "calibration_file": "data/mlm/{lang}.train.json", "calibration_samples": 4, "calibration_seq_len": 32,
+            "eval_files": "data/mlm/{lang}.valid.json", "eval_seq_len": 32, "max_eval_windows": 3}
+    spec.update(changes.pop("oneshot", {}))
+    study = {"name": "os", "study_dir": str(tmp_path / "study"), "seeds": [1], "oneshot": spec, **changes}
+    return study
+
+
+def write(tmp_path, study: dict) -> str:
+    path = tmp_path / "os.json"
+    path.write_text(json.dumps(study))
+    return str(path)
+
+
+def test_plan_run_ids(tmp_path):
+    study = oneshot_study(tmp_path, "some/model", seeds=[1, 2], oneshot={"structures": ["unstructured", "2:4"]},
+                          retrieval={"pairs": ["en-fr"], "tsv": "data/parallel/{pair}.tsv"})
+    plan = load_study(write(tmp_path, study))
+    prune = sorted(r for r in plan.runs if r.startswith("oneshot/"))
+    assert prune == sorted([f"oneshot/{m}/{lang}/s{seed}" for m in ("wanda", "wanda_2-4") for lang in LANGS
+                            for seed in (1, 2)] + ["oneshot/magnitude/all/s1", "oneshot/magnitude_2-4/all/s1"])
+    assert plan.runs["oneshot/wanda_2-4/fr/s2"].config["structure"] == "2:4"
+    assert plan.runs["oneshot/wanda/fr/s2"].config["data_language"] == "fr"
+    assert "calibration_file" not in plan.runs["oneshot/magnitude/all/s1"].config
+    loo = sorted(r for r in plan.runs if r.startswith("consensus/"))
+    assert loo == [f"consensus/oneshot_wanda/majority_no_{lang}/50/s1" for lang in sorted(LANGS)]
+    es = plan.runs["consensus/oneshot_wanda/majority_no_es/50/s1"]
+    assert es.deps == ["oneshot/wanda/en/s1", "oneshot/wanda/fr/s1"] and es.config["sparsity"] == 50.0
+    assert sorted(r for r in plan.runs if r.startswith("similarity/")) == [
+        "similarity/oneshot_wanda/50/all_seeds", "similarity/oneshot_wanda/50/s1",
+        "similarity/oneshot_wanda_2-4/50/all_seeds", "similarity/oneshot_wanda_2-4/50/s1"]
+    assert plan.runs["similarity/oneshot_wanda/50/s1"].config["by"] == "head"
+    ppl = plan.runs["perplexity/oneshot/50"]
+    assert ppl.config["labels"] == ["wanda/en", "wanda/fr", "wanda/es", "wanda/majority_no_en", "wanda/majority_no_fr",
+                                    "wanda/majority_no_es", "wanda_2-4/en", "wanda_2-4/fr", "wanda_2-4/es",
+                                    "magnitude/all", "magnitude_2-4/all"]
+    assert ppl.config["random_sparsity"] == 0.5 and ppl.config["max_windows"] == 3
+    assert ppl.config["eval_files"] == ",".join(f"{lang}=data/mlm/{lang}.valid.json" for lang in LANGS)
+    assert {"retrieval/dense/en-fr", "retrieval/oneshot_wanda/50/en-fr/s1"} <= set(plan.runs)
+    assert plan.runs["retrieval/oneshot_wanda/50/en-fr/s1"].config["tgt_mask"].endswith(
+        "oneshot/wanda/fr/s1/masks/sparsity_50.pt")
+    assert "summary" not in plan.runs  # nothing trains
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"oneshot": {"methods": ["wanda", "obs"]}}, "oneshot.methods: unknown method 'obs'"),
+    ({"oneshot": {"structures": ["2:4"], "sparsity": 0.6}}, "oneshot.structures"),
+    ({"oneshot": {"eval_files": "data/mlm/en.valid.json"}}, "oneshot.eval_files must contain '{lang}'"),
+    ({"oneshot": {"calibraton_file": "x"}}, "unknown key 'calibraton_file'"),
+    ({"oneshot": {"languages": ["en", "../x"]}}, "oneshot.languages[1]"),
+])
+def test_bad_oneshot_stage_is_one_line(tmp_path, change, message):
+    with pytest.raises(UserError, match=None) as error:
+        load_study(write(tmp_path, oneshot_study(tmp_path, "some/model", **change)))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_calibration_file_missing_is_named_before_anything_runs(tmp_path, tiny_models):
+    from utils.study.checks import check_study
+
+    study = oneshot_study(tmp_path, tiny_models / "llama-tiny", oneshot={"calibration_file": "nowhere/{lang}.txt"})
+    with pytest.raises(UserError) as error:
+        check_study(load_study(write(tmp_path, study)))
+    assert "oneshot/wanda/en/s1" in str(error.value) and "nowhere/en.txt" in str(error.value)
+
+
+def test_transfer_matrix_arithmetic():
+    ppl = {"dense": {"en": 10.0, "fr": 20.0}, "w/en": {"en": 12.0, "fr": 30.0}, "w/fr": {"en": 15.0, "fr": 24.0},
+           "w/majority_no_fr": {"en": 11.0, "fr": 26.0}, "random": {"en": 100.0, "fr": 200.0}}
+    m = transfer_matrix({"masks": [{"label": k, "perplexity": v} for k, v in ppl.items()]})
+    assert m.languages == ["en", "fr"] and [r.label for r in m.rows] == list(ppl)
+    assert m.row("w/en").increase == pytest.approx({"en": 0.2, "fr": 0.5})
+    en, fr = m.own
+    assert (en.method, en.language, en.own, en.others, en.advantage) == ("w", "en", pytest.approx(0.2),
+                                                                          pytest.approx(0.5), pytest.approx(0.3))
+    assert en.leave_one_out is None and fr.leave_one_out == pytest.approx(0.3)
+    assert fr.own == pytest.approx(0.2) and fr.others == pytest.approx(0.5)
+    assert share_better(m.own) == 1.0
+
+
+def direct_perplexity(model, tokenizer, path: str, seq_len: int, windows: int) -> float:
+    """Tokens of every document joined by EOS, cut into consecutive windows, mean next-token cross-entropy."""
+    docs = [json.loads(line)["text"] for line in open(path, encoding="utf-8") if line.strip()]
+    ids: list[int] = []
+    for i, doc in enumerate(docs):
+        ids += ([tokenizer.eos_token_id] if i and tokenizer.eos_token_id is not None else []) + \
+            tokenizer(doc, add_special_tokens=False)["input_ids"]
+    losses = []
+    with torch.no_grad():
+        for w in range(min(windows, len(ids) // seq_len)):
+            x = torch.tensor([ids[w * seq_len:(w + 1) * seq_len]])
+            logits = model(input_ids=x).logits[0, :-1]
+            losses.append(torch.nn.functional.cross_entropy(logits.float(), x[0, 1:], reduction="sum").item())
+    return math.exp(sum(losses) / (len(losses) * (seq_len - 1)))
+
+
+@pytest.mark.slow
+def test_tiny_oneshot_study_end_to_end(tmp_path, tiny_models, monkeypatch):
+    """Three languages, Wanda and magnitude, one seed: masks, leave-one-out majorities, the transfer matrix (dense
+    column = a direct computation), Jaccard, language-specific weights, retrieval and CKA, and the report."""
+    import study as study_script
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from utils.core.masks import Mask
+
+    model_dir = tiny_models / "llama-tiny"
+    monkeypatch.chdir(REPO)
+    study = oneshot_study(tmp_path, model_dir, oneshot={"cka_dims": 4},
+                          retrieval={"pairs": ["en-fr"], "tsv": "data/parallel/{pair}.tsv", "max_sentences": 24})
+    assert study_script.main([write(tmp_path, study)]) == 0
+    root = tmp_path / "study"
+    result = json.loads((root / "perplexity/oneshot/50/mask_perplexity.json").read_text())
+    m = transfer_matrix(result)
+    assert m.languages == LANGS
+    assert [r.label for r in m.rows] == ["dense", "random", "wanda/en", "wanda/fr", "wanda/es", "wanda/majority_no_en",
+                                         "wanda/majority_no_fr", "wanda/majority_no_es", "magnitude/all"]
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    for lang in LANGS:
+        expected = direct_perplexity(model, tokenizer, f"data/mlm/{lang}.valid.json", 32, 3)
+        assert m.row("dense").perplexity[lang] == pytest.approx(expected, rel=1e-4), lang
+    assert {o.language for o in m.own} == set(LANGS) and all(o.leave_one_out is not None for o in m.own)
+    for lang in LANGS:
+        loo = Mask.load(root / f"consensus/oneshot_wanda/majority_no_{lang}/50/s1/mask.pt")
+        assert loo.sparsity == 0.5
+    report = (root / "report.md").read_text()
+    table = next(t for s in json.loads((root / "report.json").read_text())["sections"] for t in s["tables"]
+                 if t["name"] == "perplexity_oneshot_50")
+    assert table["header"] == ["mask \\ eval", *LANGS] and len(table["rows"]) == 9
+    assert table["rows"][0][1:] == [format(round(m.row("dense").perplexity[t], 4), ".4f") for t in LANGS]
+    for name in ("Own-language advantage", "Language-specific weights per layer", "Jaccard per matrix type",
+                 "Linear CKA per layer en-fr", "Sentence retrieval en -> fr"):
+        assert name in report, name
