@@ -9,7 +9,7 @@
     retrieval/oneshot_<method>/<p>/<pair>/s<seed>, representations/... sentence_retrieval.py and
                                                    representation_similarity.py per pair, dense and under masks
 
-The analyses are the ones tickets use (plan._add_similarity_run, plan._add_retrieval_run, mask_ops.py); only the
+The analyses are the ones tickets use (plan.add_similarity_run, plan.add_retrieval_run, mask_ops.py); only the
 masks they read differ.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Optional
 from utils.infra.errors import UserError
 from utils.infra.outputs import ONESHOT_RESULTS, RunPaths
 from . import schema
-from .plan import Run, Study, _add_retrieval_run, _add_similarity_run, pct, retrieval_data
+from .plan import Run, Study, add_retrieval_run, add_similarity_run, percent_id, retrieval_data
 
 ONESHOT_KINDS = ("oneshot",)
 ONESHOT_ANALYSIS_KINDS = ("perplexity", "representations")
@@ -96,13 +96,13 @@ def add_oneshot(study: Study) -> None:
                       if key.endswith(f"/{first}")]
         if label not in calibrated:
             continue
-        _add_similarity_run(study, f"similarity/oneshot_{label}/{pct(p)}/s{first}",
+        add_similarity_run(study, f"similarity/oneshot_{label}/{percent_id(p)}/s{first}",
                             [found[f"{lang}/{first}"] for lang in spec["languages"]])
-        _label(study, f"similarity/oneshot_{label}/{pct(p)}/s{first}", [f"{label}/{lang}" for lang in spec["languages"]],
+        _label(study, f"similarity/oneshot_{label}/{percent_id(p)}/s{first}", [f"{label}/{lang}" for lang in spec["languages"]],
                by="head")
         if len(study.seeds) > 1:
-            _add_similarity_run(study, f"similarity/oneshot_{label}/{pct(p)}/all_seeds", list(found.values()))
-            _label(study, f"similarity/oneshot_{label}/{pct(p)}/all_seeds",
+            add_similarity_run(study, f"similarity/oneshot_{label}/{percent_id(p)}/all_seeds", list(found.values()))
+            _label(study, f"similarity/oneshot_{label}/{percent_id(p)}/all_seeds",
                    [f"{label}/{key.replace('/', '/s')}" for key in found])
         if spec["consensus"] and "_" not in label and len(spec["languages"]) > 2:
             evaluated += _add_leave_one_out(study, spec, label, found, first, p)
@@ -148,7 +148,7 @@ def _add_leave_one_out(study: Study, spec: dict, label: str, found: dict, seed: 
     added = []
     for left_out in spec["languages"]:
         others = [found[f"{lang}/{seed}"] for lang in spec["languages"] if lang != left_out]
-        run_id = f"consensus/oneshot_{label}/majority_no_{left_out}/{pct(p)}/s{seed}"
+        run_id = f"consensus/oneshot_{label}/majority_no_{left_out}/{percent_id(p)}/s{seed}"
         run_dir = study.study_dir / run_id
         config = {"operation": "majority", "masks": [m for _, m in others], "output": str(run_dir / "mask.pt"),
                   "sparsity": p, "checkpoint": spec["model"]}
@@ -159,7 +159,7 @@ def _add_leave_one_out(study: Study, spec: dict, label: str, found: dict, seed: 
 
 
 def _add_perplexity(study: Study, spec: dict, evaluated: list[tuple[str, tuple[str, str]]], p: float) -> None:
-    run_id = f"perplexity/oneshot/{pct(p)}"
+    run_id = f"perplexity/oneshot/{percent_id(p)}"
     run_dir = study.study_dir / run_id
     files = ",".join(f"{lang}={spec['eval_files'].replace('{lang}', lang)}" for lang in spec["eval_languages"])
     config = {"model_name_or_path": spec["model"], "eval_files": files, "masks": [m for _, (_, m) in evaluated],
@@ -188,10 +188,10 @@ def _add_oneshot_retrieval(study: Study, spec: dict, found: dict, label: str, se
         data = retrieval_data(retrieval, pair)
         (dep_a, mask_a), (dep_b, mask_b) = found[f"{src}/{seed}"], found[f"{tgt}/{seed}"]
         masked = {**data, "src_mask": mask_a, "tgt_mask": mask_b}
-        runs = [(f"oneshot_{label}/{pct(p)}/{pair}/s{seed}", masked, sorted({dep_a, dep_b})), (f"dense/{pair}", data, [])]
+        runs = [(f"oneshot_{label}/{percent_id(p)}/{pair}/s{seed}", masked, sorted({dep_a, dep_b})), (f"dense/{pair}", data, [])]
         for name, config, deps in runs:
             if f"retrieval/{name}" not in study.runs:
-                _add_retrieval_run(study, f"retrieval/{name}", spec["model"], config, deps)
+                add_retrieval_run(study, f"retrieval/{name}", spec["model"], config, deps)
             if spec.get("cka_dims"):
                 _add_representations_run(study, f"representations/{name}", spec, config, deps)
 

@@ -142,7 +142,9 @@ class Study:
         return self.raw.get("executor", {})
 
 
-def pct(value: float) -> str:
+def percent_id(value: float) -> str:
+    """A sparsity in percent as it appears in run ids: 50 -> '50', 12.5 -> '12.5' (writers.format_percent labels
+    fractions for tables)."""
     return format(round(value, 4), "g")
 
 
@@ -201,7 +203,7 @@ def load_study(path: str) -> Study:
     for value in raw.get("transfer_sparsities", []):
         if not 0 < value < 100:
             raise UserError(f"{path}: transfer sparsities are percentages in (0, 100), got {value}")
-    schema.check_distinct((pct(v) for v in raw.get("transfer_sparsities", [])), f"{path}: 'transfer_sparsities'")
+    schema.check_distinct((percent_id(v) for v in raw.get("transfer_sparsities", [])), f"{path}: 'transfer_sparsities'")
     for name in raw.get("baselines", []):
         if name not in schema.BASELINES:
             raise UserError(f"{path}: unknown baseline '{name}' (known: {', '.join(schema.BASELINES)})")
@@ -301,8 +303,8 @@ def _add_imp(study: Study, task: Task, source: str, seed: int, options: dict) ->
     schedule = _schedule(config, options, f"{study.path}: run {run_id}")
     for p in study.sparsities if schedule is not None else []:
         if not any(abs(s - p / 100) < 1e-6 for s in schedule):
-            raise UserError(f"{study.path}: transfer sparsity {pct(p)}% is not a round of task {task.name}'s IMP "
-                            f"schedule ({', '.join(pct(100 * s) + '%' for s in schedule)})")
+            raise UserError(f"{study.path}: transfer sparsity {percent_id(p)}% is not a round of task {task.name}'s IMP "
+                            f"schedule ({', '.join(percent_id(100 * s) + '%' for s in schedule)})")
     _check_language_files(config, task, f"{study.path}: run {run_id}")
     steps = _estimate(lambda: len(schedule) * _steps_per_round(config, options, len(schedule), task))
     study.add(Run(run_id, "imp", task.kind.imp_script, config, run_dir, outputs=[IMP_RESULTS],
@@ -389,7 +391,7 @@ def _add_transfers(study: Study, options: dict) -> None:
                 for target in targets:
                     for seed in study.seeds:
                         dep, mask = _mask(study, name, source, seed, p)
-                        _add_finetune(study, f"transfer/{name}/{pct(p)}/{source}_on_{target}/s{seed}", "transfer",
+                        _add_finetune(study, f"transfer/{name}/{percent_id(p)}/{source}_on_{target}/s{seed}", "transfer",
                                       task, target, seed, {"mask_dir": mask}, [dep], options[name])
 
 
@@ -412,7 +414,7 @@ def _add_consensus(study: Study, options: dict) -> None:
         operation = entry["operation"]
         for p in study.sparsities:
             for seed in study.seeds:
-                run_id = f"consensus/{task.name}/{operation}/{pct(p)}/s{seed}"
+                run_id = f"consensus/{task.name}/{operation}/{percent_id(p)}/s{seed}"
                 masks = [_mask(study, task.name, lang, seed, p) for lang in languages]
                 run_dir = study.study_dir / run_id
                 config = {"operation": operation, "masks": [m for _, m in masks], "output": str(run_dir / "mask.pt"),
@@ -420,7 +422,7 @@ def _add_consensus(study: Study, options: dict) -> None:
                 study.add(Run(run_id, "consensus", "mask_ops.py", config, run_dir, [d for d, _ in masks],
                               outputs=["mask.pt"]))
                 for target in entry.get("targets", task.languages):
-                    _add_finetune(study, f"transfer/{task.name}/{pct(p)}/{operation}_on_{target}/s{seed}",
+                    _add_finetune(study, f"transfer/{task.name}/{percent_id(p)}/{operation}_on_{target}/s{seed}",
                                   "transfer", task, target, seed, {"mask_dir": str(run_dir / "mask.pt")}, [run_id],
                                   options[task.name], f"{where}.targets" if "targets" in entry else "")
 
@@ -435,7 +437,7 @@ def _add_baselines(study: Study, options: dict) -> None:
                                       seed, {"pruning_type": "none"}, [], options[name])
                         continue
                     for p in study.sparsities:
-                        run_id = f"baseline/{name}/{kind}_{pct(p)}/{target}/s{seed}"
+                        run_id = f"baseline/{name}/{kind}_{percent_id(p)}/{target}/s{seed}"
                         if kind == "rand_init":
                             dep, mask = _mask(study, name, target, seed, p)
                             _add_finetune(study, run_id, "baseline", task, target, seed,
@@ -462,11 +464,11 @@ def _add_cross_task(study: Study, options: dict) -> None:
             for lang in languages:
                 for seed in study.seeds:
                     dep, mask = _mask(study, source.name, lang, seed, p)
-                    _add_finetune(study, f"cross_task/{source.name}_to_{target.name}/{pct(p)}/{lang}/s{seed}",
+                    _add_finetune(study, f"cross_task/{source.name}_to_{target.name}/{percent_id(p)}/{lang}/s{seed}",
                                   "cross_task", target, lang, seed, {"mask_dir": mask}, [dep], options[target.name])
 
 
-def _add_similarity_run(study: Study, run_id: str, masks: list[tuple[str, str]]) -> None:
+def add_similarity_run(study: Study, run_id: str, masks: list[tuple[str, str]]) -> None:
     if len(masks) < 2:
         return
     run_dir = study.study_dir / run_id
@@ -482,10 +484,10 @@ def _add_similarity(study: Study) -> None:
     for p in study.sparsities:
         for name, task in study.tasks.items():
             for seed in study.seeds:
-                _add_similarity_run(study, f"similarity/{name}/{pct(p)}/s{seed}",
+                add_similarity_run(study, f"similarity/{name}/{percent_id(p)}/s{seed}",
                                     [_mask(study, name, s, seed, p) for s in task.sources])
             if len(study.seeds) > 1:
-                _add_similarity_run(study, f"similarity/{name}/{pct(p)}/all_seeds",
+                add_similarity_run(study, f"similarity/{name}/{percent_id(p)}/all_seeds",
                                     [_mask(study, name, s, seed, p) for s in task.sources for seed in study.seeds])
         by_model: dict[str, list[Task]] = {}
         for task in study.tasks.values():
@@ -493,7 +495,7 @@ def _add_similarity(study: Study) -> None:
         for tasks in by_model.values():
             if len(tasks) > 1:
                 for seed in study.seeds:
-                    _add_similarity_run(study, f"similarity/{'+'.join(t.name for t in tasks)}/{pct(p)}/s{seed}",
+                    add_similarity_run(study, f"similarity/{'+'.join(t.name for t in tasks)}/{percent_id(p)}/s{seed}",
                                         [_mask(study, t.name, lang, seed, p) for t in tasks for lang in t.languages])
 
 
@@ -520,10 +522,10 @@ def _add_retrieval(study: Study) -> None:
                 raise UserError(f"{where}: pair {pair} needs tickets of task {task.name} in {', '.join(missing)}")
             for p in study.sparsities:
                 (dep_a, mask_a), (dep_b, mask_b) = (_mask(study, task.name, lang, seed, p) for lang in (src, tgt))
-                _add_retrieval_run(study, f"retrieval/{task.name}/{pct(p)}/{pair}/s{seed}", task.model,
+                add_retrieval_run(study, f"retrieval/{task.name}/{percent_id(p)}/{pair}/s{seed}", task.model,
                                    {**data, "src_mask": mask_a, "tgt_mask": mask_b}, sorted({dep_a, dep_b}))
         if spec.get("dense", True) and tasks:
-            _add_retrieval_run(study, f"retrieval/dense/{pair}", tasks[0].model, data, [])
+            add_retrieval_run(study, f"retrieval/dense/{pair}", tasks[0].model, data, [])
 
 
 def retrieval_data(spec: dict, pair: str) -> dict:
@@ -538,7 +540,7 @@ def retrieval_data(spec: dict, pair: str) -> dict:
     return data
 
 
-def _add_retrieval_run(study: Study, run_id: str, model: str, data: dict, deps: list[str]) -> None:
+def add_retrieval_run(study: Study, run_id: str, model: str, data: dict, deps: list[str]) -> None:
     run_dir = study.study_dir / run_id
     config = {"model_name_or_path": model, **data, "output_dir": str(run_dir)}
     study.add(Run(run_id, "retrieval", "sentence_retrieval.py", config, run_dir, deps,
