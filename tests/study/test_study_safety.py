@@ -363,7 +363,7 @@ def test_a_moved_study_folder_resumes_with_everything_skipped(in_repo, tmp_path,
         fake_run(study, run_id)
         if old_records:  # what earlier versions wrote: the spec with its absolute paths
             run = study.runs[run_id]
-            write_json(run.run_dir / RECORD, {"id": run.id, "kind": run.kind, **run.spec, "deps": run.deps})
+            write_json(run.run_dir / RECORD, {"id": run.id, "kind": run.kind, **run.launch, "deps": run.deps})
     record = json.loads((root / "transfer/ner/50/en_on_fr/s1" / RECORD).read_text())
     assert record["config"]["mask_dir"] == (str(study.runs["transfer/ner/50/en_on_fr/s1"].config["mask_dir"])
                                             if old_records else "{study_dir}/imp/ner/en/s1/masks/sparsity_50.pt")

@@ -92,15 +92,15 @@ class Run:
         return self.kind == "imp"
 
     @property
-    def spec(self) -> dict[str, Any]:
-        """What a run was launched with; a run directory whose recorded spec differs belongs to another plan."""
+    def launch(self) -> dict[str, Any]:
+        """What a run is launched with (script and config); study_run.json records it (utils/study/state.py)."""
         return {"script": self.script, "config": self.config}
 
 
 @dataclass
 class Task:
     name: str
-    kind: TaskKind
+    profile: TaskKind  # the task kind's scripts, argument classes and the paper's sizes and compute
     kind_name: str
     languages: list[str]
     imp_base: dict
@@ -160,11 +160,11 @@ def _read_config(path: str, where: str) -> dict:
     return data
 
 
-def script_options(kind: TaskKind, phase: str) -> dict[str, Any]:
+def script_options(profile: TaskKind, phase: str) -> dict[str, Any]:
     """Every key a script's config accepts, with its default (the scripts' own dataclasses decide)."""
     from utils.infra.args import ExperimentTrainingArguments, ModelArguments
 
-    spec = kind.spec
+    spec = profile.spec
     third = spec.imp_arguments if phase == "imp" else spec.mask_arguments
     options: dict[str, Any] = {}
     for cls in (ModelArguments, spec.data_arguments, third, ExperimentTrainingArguments):
@@ -218,8 +218,8 @@ def load_study(path: str) -> Study:
         raise UserError(f"study file {path}: missing required key 'tasks' (or 'oneshot')")
     study = Study(raw["name"], path, Path(raw.get("study_dir", f"runs/studies/{raw['name']}")), list(raw["seeds"]),
                   {}, [float(v) for v in raw.get("transfer_sparsities", [])], raw)
-    for name, spec in raw.get("tasks", {}).items():
-        study.tasks[name] = _load_task(name, spec, raw, path)
+    for name, entry in raw.get("tasks", {}).items():
+        study.tasks[name] = _load_task(name, entry, raw, path)
     for i, entry in enumerate(raw.get("multilingual", [])):
         schema.check(entry, schema.MULTILINGUAL, f"{path}: multilingual[{i}]", ("task", "languages"))
         task = _task(study, entry["task"], f"multilingual[{i}]")
@@ -237,39 +237,39 @@ def _task(study: Study, name: str, where: str) -> Task:
     return study.tasks[name]
 
 
-def _load_task(name: str, spec: Any, raw: dict, path: str) -> Task:
+def _load_task(name: str, entry: Any, raw: dict, path: str) -> Task:
     where = f"{path}: tasks.{name}"
-    schema.check(spec, schema.TASK, where, schema.REQUIRED_TASK)
-    kind_name = spec.get("kind", name)
+    schema.check(entry, schema.TASK, where, schema.REQUIRED_TASK)
+    kind_name = entry.get("kind", name)
     if kind_name not in TASK_KINDS:
         raise UserError(f"{where}: no 'kind' and '{name}' is not a task kind ({', '.join(TASK_KINDS)})")
-    if not spec["languages"]:
+    if not entry["languages"]:
         raise UserError(f"{where}: 'languages' is empty")
     for key in ("languages", "eval_languages"):
-        schema.check_distinct(spec.get(key, []), f"{where}.{key}")
+        schema.check_distinct(entry.get(key, []), f"{where}.{key}")
     needs_finetune = raw.get("transfer", "all") != "none" and raw.get("transfer_sparsities") or raw.get("baselines")
-    if needs_finetune and "finetune_config" not in spec:
+    if needs_finetune and "finetune_config" not in entry:
         raise UserError(f"{where}: missing 'finetune_config' (the study fine-tunes masks)")
-    imp_base = _read_config(spec["imp_config"], f"{where}.imp_config")
-    finetune_base = _read_config(spec["finetune_config"], f"{where}.finetune_config") \
-        if "finetune_config" in spec else None
-    model = spec.get("model") or raw.get("model") or imp_base.get("model_name_or_path")
+    imp_base = _read_config(entry["imp_config"], f"{where}.imp_config")
+    finetune_base = _read_config(entry["finetune_config"], f"{where}.finetune_config") \
+        if "finetune_config" in entry else None
+    model = entry.get("model") or raw.get("model") or imp_base.get("model_name_or_path")
     if not model:
-        raise UserError(f"{where}: no model (set 'model' or model_name_or_path in {spec['imp_config']})")
-    model_key = f"tasks.{name}.model" if spec.get("model") else "model" if raw.get("model") else \
-        f"tasks.{name}.imp_config ({spec['imp_config']})"
-    return Task(name, TASK_KINDS[kind_name], kind_name, list(spec["languages"]), imp_base, finetune_base, model,
-                spec.get("eval_languages"), model_key=model_key)
+        raise UserError(f"{where}: no model (set 'model' or model_name_or_path in {entry['imp_config']})")
+    model_key = f"tasks.{name}.model" if entry.get("model") else "model" if raw.get("model") else \
+        f"tasks.{name}.imp_config ({entry['imp_config']})"
+    return Task(name, TASK_KINDS[kind_name], kind_name, list(entry["languages"]), imp_base, finetune_base, model,
+                entry.get("eval_languages"), model_key=model_key)
 
 
 def derive_runs(study: Study) -> None:
     """IMP runs, then fine-tuning runs (transfer, baselines, cross-task), then the analyses."""
-    imp_options = {name: script_options(t.kind, "imp") for name, t in study.tasks.items()}
+    imp_options = {name: script_options(t.profile, "imp") for name, t in study.tasks.items()}
     for name, task in study.tasks.items():
         for source in task.sources:
             for seed in study.seeds:
                 _add_imp(study, task, source, seed, imp_options[name])
-    ft_options = {name: script_options(t.kind, "finetune") for name, t in study.tasks.items()
+    ft_options = {name: script_options(t.profile, "finetune") for name, t in study.tasks.items()
                   if t.finetune_base is not None}
     _add_transfers(study, ft_options)
     _add_consensus(study, ft_options)
@@ -307,7 +307,7 @@ def _add_imp(study: Study, task: Task, source: str, seed: int, options: dict) ->
                             f"schedule ({', '.join(percent_id(100 * s) + '%' for s in schedule)})")
     _check_language_files(config, task, f"{study.path}: run {run_id}")
     steps = _estimate(lambda: len(schedule) * _steps_per_round(config, options, len(schedule), task))
-    study.add(Run(run_id, "imp", task.kind.imp_script, config, run_dir, outputs=[IMP_RESULTS],
+    study.add(Run(run_id, "imp", task.profile.imp_script, config, run_dir, outputs=[IMP_RESULTS],
                   task_kind=task.kind_name, steps=steps, origins=origins))
 
 
@@ -376,7 +376,7 @@ def _add_finetune(study: Study, run_id: str, kind: str, task: Task, target: str,
            "sparsity": "transfer_sparsities", "pruning_type": "baselines", "weight_init": "baselines"}
     origins = _origins(f"tasks.{task.name}.finetune_config ({study.raw['tasks'][task.name]['finetune_config']})",
                        task, config, layers, own)
-    study.add(Run(run_id, kind, task.kind.finetune_script, config, run_dir, deps, outputs=[FINETUNE_RESULTS],
+    study.add(Run(run_id, kind, task.profile.finetune_script, config, run_dir, deps, outputs=[FINETUNE_RESULTS],
                   task_kind=task.kind_name, steps=steps, origins=origins))
 
 
@@ -428,23 +428,23 @@ def _add_consensus(study: Study, options: dict) -> None:
 
 
 def _add_baselines(study: Study, options: dict) -> None:
-    for kind in study.raw.get("baselines", []):
+    for baseline in study.raw.get("baselines", []):
         for name, task in study.tasks.items():
             for target in task.languages:
                 for seed in study.seeds:
-                    if kind == "dense":
+                    if baseline == "dense":
                         _add_finetune(study, f"baseline/{name}/dense/{target}/s{seed}", "baseline", task, target,
                                       seed, {"pruning_type": "none"}, [], options[name])
                         continue
                     for p in study.sparsities:
-                        run_id = f"baseline/{name}/{kind}_{percent_id(p)}/{target}/s{seed}"
-                        if kind == "rand_init":
+                        run_id = f"baseline/{name}/{baseline}_{percent_id(p)}/{target}/s{seed}"
+                        if baseline == "rand_init":
                             dep, mask = _mask(study, name, target, seed, p)
                             _add_finetune(study, run_id, "baseline", task, target, seed,
                                           {"mask_dir": mask, "weight_init": "rand"}, [dep], options[name])
                         else:
                             _add_finetune(study, run_id, "baseline", task, target, seed,
-                                          {"pruning_type": kind, "sparsity": p}, [], options[name])
+                                          {"pruning_type": baseline, "sparsity": p}, [], options[name])
 
 
 def _add_cross_task(study: Study, options: dict) -> None:
@@ -511,7 +511,7 @@ def _add_retrieval(study: Study) -> None:
     if not pairs or any(len(pair.split("-")) != 2 for pair in pairs):
         raise UserError(f"{where}: 'pairs' must list language pairs like 'en-fr'")
     tasks = [_task(study, name, "retrieval.tasks") for name in spec.get("tasks", [])] or \
-        [t for t in study.tasks.values() if t.kind.spec.in_default_retrieval]
+        [t for t in study.tasks.values() if t.profile.spec.in_default_retrieval]
     seed = study.seeds[0]
     for pair in pairs:
         src, tgt = pair.split("-")
@@ -594,7 +594,7 @@ def _add_summary(study: Study) -> None:
 
 def _train_size(config: dict, task: Task) -> int:
     """Training examples per run: lines of a local train file when it is here, else the paper's Table 7 size."""
-    size = task.kind.paper_train_size
+    size = task.profile.paper_train_size
     template = config.get("train_file")
     if template:
         path = Path(template.replace("{lang}", config["data_language"].split(",")[0]))
