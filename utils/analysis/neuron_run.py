@@ -27,7 +27,7 @@ from utils.infra.errors import UserError
 from utils.infra.io import save_tensors
 from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir
 from utils.infra.progress import progress_bar
-from utils.infra.validation import check_language_list
+from utils.infra.validation import check_language_list, language_file_map
 
 logger = logging.getLogger(__name__)
 ABLATION_KINDS = ("language", "random", "frequency_matched")
@@ -69,15 +69,7 @@ def language_paths(spec: str, languages: Optional[str], flag: str) -> dict[str, 
             raise UserError(f"--{flag} has a {{lang}} path: give --languages (e.g. en,fr)")
         paths = {lang: Path(spec.replace("{lang}", lang)) for lang in check_language_list("languages", languages)}
     else:
-        paths = {}
-        for part in spec.split(","):
-            lang, sep, path = part.partition("=")
-            if not sep or not lang.strip() or not path.strip():
-                raise UserError(f"--{flag}: {part!r} is not LANG=PATH (or give one path with {{lang}})")
-            if lang.strip() in paths:
-                raise UserError(f"--{flag} names {lang.strip()} twice")
-            paths[lang.strip()] = Path(path.strip())
-        check_language_list(flag, ",".join(paths))
+        paths = {lang: Path(path) for lang, path in language_file_map(flag, spec).items()}
     for lang, path in paths.items():
         if not path.is_file():
             raise UserError(f"--{flag}: the {lang} file {path} does not exist")

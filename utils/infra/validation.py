@@ -152,6 +152,20 @@ def check_language_list(name: str, value: str) -> list[str]:
     return parts
 
 
+def language_file_map(name: str, value: str) -> dict[str, str]:
+    """'en=PATH,fr=PATH' -> {'en': PATH, 'fr': PATH}: each entry LANG=PATH, the languages a valid comma list."""
+    found: dict[str, str] = {}
+    for part in value.split(","):
+        lang, sep, path = part.partition("=")
+        if not sep or not lang.strip() or not path.strip():
+            raise UserError(f"--{name}: {part!r} is not LANG=PATH (such as en=data/en.valid.txt)")
+        if lang.strip() in found:
+            raise UserError(f"--{name} names {lang.strip()} more than once")
+        found[lang.strip()] = path.strip()
+    check_language_list(name, ",".join(found))
+    return found
+
+
 def _check_combinations(instances: Sequence[Any]) -> None:
     by_field = {name: value for instance in instances for name, value in vars(instance).items()}
     imp = "prune_rate" in by_field

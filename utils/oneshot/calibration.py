@@ -19,6 +19,7 @@ import torch
 from utils.infra.args import DataArguments
 from utils.infra.data import data_file, load_split
 from utils.infra.errors import UserError, first_line
+from utils.infra.validation import language_file_map
 
 
 def check_text_file(template: str, lang: str, flag: str) -> Path:
@@ -89,16 +90,7 @@ def samples_sha256(samples: torch.Tensor) -> str:
 
 def parse_eval_files(value: Optional[str]) -> dict[str, str]:
     """'en=PATH,fr=PATH' -> {'en': PATH, 'fr': PATH}; each file checked now."""
-    if not value:
-        return {}
-    found: dict[str, str] = {}
-    for part in value.split(","):
-        lang, sep, path = part.partition("=")
-        if not sep or not lang.strip() or not path.strip():
-            raise UserError(f"--eval_files: {part!r} is not LANG=PATH (such as en=data/en.valid.txt)")
-        if lang.strip() in found:
-            raise UserError(f"--eval_files names {lang.strip()} more than once")
-        found[lang.strip()] = path.strip()
+    found = language_file_map("eval_files", value) if value else {}
     for lang, path in found.items():
         check_text_file(path, lang, "--eval_files")
     return found
