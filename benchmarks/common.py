@@ -297,25 +297,24 @@ def machine_info() -> dict:
     return info
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS: VmHWM (ru_maxrss would be wrong: Linux carries it over from the parent across exec)."""
+def _status_mb(field: str) -> float:
+    """A memory line of /proc/self/status in MiB; off Linux, the peak from getrusage."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (ru_maxrss would be wrong: Linux carries it over from the parent across exec)."""
+    return _status_mb("VmHWM")
 
 
 def current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _status_mb("VmRSS")
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
