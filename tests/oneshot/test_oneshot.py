@@ -45,11 +45,11 @@ def token_samples(count: int = 4, length: int = 16, vocab: int = 64, seed: int =
 
 
 def prune(model, method: str, samples: torch.Tensor, structure: str = "unstructured", offload: bool = False,
-          block_size: int = 128) -> dict[str, torch.Tensor]:
+          block_size: int = 128, batch_size: int = 1) -> dict[str, torch.Tensor]:
     blocks, _outside = find_blocks(model)
     settings = Settings(method, 0.5, Structure.parse(structure), block_size, 0.01)
     masks, records, _kind = prune_model(model, PruneRun(blocks, samples, settings, torch.device("cpu"), offload,
-                                                        show_progress=False))
+                                                        show_progress=False, batch_size=batch_size))
     assert [r.block for r in records] == [b.name for stack in blocks.values() for b in stack]
     return masks
 
@@ -325,6 +325,21 @@ def test_blocks_run_one_by_one_reproduce_the_models_hidden_states(build):
 
 
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+@pytest.mark.parametrize("build", [lambda: tiny_llama(layers=3), tiny_gemma3, bert_masked_lm, t5_model])
+def test_batched_calibration_gives_the_masks_of_one_sample_at_a_time(build, method):
+    """--calibration_batch_size: the same statistics summed over the same tokens, so the same masks (and, for
+    SparseGPT, the same updated weights up to float rounding)."""
+    model = build()
+    twin = copy.deepcopy(model)
+    samples = token_samples(count=6, length=12)
+    one, batched = prune(model, method, samples), prune(twin, method, samples, batch_size=3)
+    assert list(one) == list(batched)
+    assert all(torch.equal(one[n], batched[n]) for n in one)
+    for name, weight in prunable_weights(model).items():
+        assert torch.allclose(weight, prunable_weights(twin)[name], atol=1e-5), name
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
 def test_offloaded_and_in_memory_calibration_give_the_same_mask(method):
     model = tiny_llama()
     twin = copy.deepcopy(model)
@@ -516,6 +531,7 @@ def test_script_prunes_the_tiny_encoders(tiny_models, tmp_path, run_script):
     (("--calibration_file", "{tmp}/missing_{lang}.txt"), "--calibration_file: file not found"),
     (("--eval_files", "en"), "--eval_files: 'en' is not LANG=PATH"),
     (("--calibration_samples", "0"), "--calibration_samples must be a whole number >= 1, got 0"),
+    (("--calibration_batch_size", "3"), "--calibration_batch_size 3 must be >= 1 and divide --calibration_samples"),
 ])
 def test_bad_inputs_stop_with_one_line_before_the_model_loads(trained_llama, tmp_path, run_script, capsys,
                                                                 monkeypatch, extra, expected):

@@ -24,7 +24,8 @@ from utils.infra.io import write_json
 from utils.infra.models import load_model, load_tokenizer
 from utils.infra.outputs import prepare_analysis_dir
 from utils.infra.progress import progress_bar
-from utils.oneshot.calibration import eval_windows, parse_eval_files, perplexity, read_documents, token_stream
+from utils.oneshot.calibration import (eval_windows, leading_ids, parse_eval_files, perplexity, read_documents,
+                                       token_stream)
 
 OUTPUT = "mask_perplexity.json"
 
@@ -81,9 +82,10 @@ def run_mask_perplexity(model_args: ModelArguments, args: MaskPerplexityArgument
     files = check_arguments(args)
     out = prepare_analysis_dir(args.output_dir, "mask_perplexity", args.clear_output_dir)
     tokenizer = load_tokenizer(model_args)
-    windows = {}
+    windows, prefix = {}, leading_ids(tokenizer)
     for lang, path in files.items():
-        found = eval_windows(token_stream(tokenizer, read_documents(path, lang, "--eval_files")), args.seq_len, lang)
+        found = eval_windows(token_stream(tokenizer, read_documents(path, lang, "--eval_files")), args.seq_len, lang,
+                             prefix)
         windows[lang] = found[: args.max_windows] if args.max_windows else found
     model = load_model(AutoModelForCausalLM, model_args, "pre", seed=args.seed).eval()
     weights = prunable_weights(model)

@@ -122,11 +122,13 @@ def _add_prune(study: Study, spec: dict, method: str, structure: str, label: str
         config["calibration_seq_len"] = spec["calibration_seq_len"]
     if lang != "all":
         config.update({"data_language": lang, "calibration_file": spec["calibration_file"]})
-        if "calibration_samples" in spec:
-            config["calibration_samples"] = spec["calibration_samples"]
+        for key in ("calibration_samples", "calibration_batch_size"):
+            if key in spec:
+                config[key] = spec[key]
     origins = {"model_name_or_path": "oneshot.model", "data_language": "oneshot.languages", "seed": "seeds",
                **{key: f"oneshot.{key}" for key in ("method", "sparsity", "structure", "calibration_file",
-                                                    "calibration_samples", "calibration_seq_len")},
+                                                    "calibration_samples", "calibration_batch_size",
+                                                    "calibration_seq_len")},
                **{key: "oneshot.overrides" for key in spec.get("overrides", {})}}
     study.add(Run(run_id, "oneshot", "prune_oneshot.py", config, run_dir, outputs=[ONESHOT_RESULTS],
                   origins=origins))

@@ -48,7 +48,7 @@ FLOP_BOUND = {"gpu": "str", "utilization": "number"}
 # One-shot masks per language and seed (utils/study/oneshot.py); '{lang}' in the file templates.
 ONESHOT = {
     "model": "str", "languages": "list[str]", "methods": "list[str]", "structures": "list[str]",
-    "sparsity": "number", "calibration_file": "str", "calibration_samples": "int", "calibration_seq_len": "int",
+    "sparsity": "number", "calibration_file": "str", "calibration_samples": "int", "calibration_batch_size": "int", "calibration_seq_len": "int",
     "eval_files": "str", "eval_languages": "list[str]", "eval_seq_len": "int", "max_eval_windows": "int",
     "consensus": "bool", "random": "bool", "cka_dims": "int", "overrides": "dict", "seconds_per_run": "dict",
 }
