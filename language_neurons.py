@@ -11,12 +11,13 @@ frequency-matched ones) are deactivated; with --mask_dir, whether a language's n
 weights the other languages' masks drop. See docs/neurons.md.
 """
 from utils.analysis.neuron_run import NeuronArguments, run_language_neurons
+from utils.analysis.neurons import NeuronResult
 from utils.infra.args import ModelArguments, parse_args
 from utils.infra.errors import exit_on_user_error
 
 
 @exit_on_user_error
-def main(argv=None) -> dict:
+def main(argv=None) -> NeuronResult:
     model_args, args = parse_args((ModelArguments, NeuronArguments), argv)
     return run_language_neurons(model_args, args)
 

@@ -111,9 +111,9 @@ def test_selection_recovers_exactly_the_planted_neurons(neuron_run):
     payload = torch.load(out / "lape_neurons.pt", weights_only=True)
     assert [[t.tolist() for t in per_layer] for per_layer in payload] == \
         [[[PLANTED[lang][0]], [PLANTED[lang][1]]] for lang in LANGS]
-    assert result["counts"] == {lang: [1, 1] for lang in LANGS}
-    assert result["selected"] == 6 and result["layers"] == ["decoder.0", "decoder.1"]
-    assert result["activation_bar"] < 1.0 and result["filter_threshold"] < 1.0  # the planted p = 1 exceed both
+    assert result.counts == {lang: [1, 1] for lang in LANGS}
+    assert result.selected == 6 and result.layers == ["decoder.0", "decoder.1"]
+    assert result.activation_bar < 1.0 and result.filter_threshold < 1.0  # the planted p = 1 exceed both
 
 
 def test_probabilities_match_a_hand_computed_count(neuron_run, planted):
@@ -137,7 +137,7 @@ def test_probabilities_match_a_hand_computed_count(neuron_run, planted):
 
 def test_ablation_raises_only_the_own_language_perplexity(neuron_run):
     _, result = neuron_run
-    relative = result["ablation"]["relative"]
+    relative = result.ablation.relative
     for ablated in LANGS:
         for evaluated in LANGS:
             cell = relative["language"][ablated][evaluated]
@@ -164,7 +164,29 @@ def test_without_mask_on_the_weights_equals_the_ablation(neuron_run, planted):
     lines = (planted / "fr.valid.txt").read_text().split("\n")
     args = NeuronArguments(output_dir="unused", text_files="unused")
     ppl = perplexity(model, batches(tokenizer, [line for line in lines if line], args))
-    assert ppl == pytest.approx(result["ablation"]["perplexity"]["language"]["fr"]["fr"], rel=1e-5)
+    assert ppl == pytest.approx(result.ablation.perplexity["language"]["fr"]["fr"], rel=1e-5)
+
+
+def test_neuron_result_round_trips_through_neurons_json(neuron_run):
+    """neurons.json is the typed result as written (to_json), and reads back equal (read_neurons); a file of the
+    earlier layout (no 'eval_files', no 'overlap') reads too."""
+    import math
+
+    from utils.analysis.neuron_run import read_neurons
+    from utils.infra.io import read_json
+
+    out, result = neuron_run
+    assert read_json(out / "neurons.json") == json.loads(json.dumps(result.to_json()))
+    again = read_neurons(out / "neurons.json")
+    assert again == result and isinstance(again.settings, N.LapeSettings)
+    assert isinstance(again.ablation, N.AblationResult) and again.ablation.eval_languages == list(LANGS)
+    assert list(again.eval_files) == list(LANGS) and again.overlap is None and again.mask_dir is None
+    row = N.OverlapRow("en", "all", 2, 0.25, 0.1, 0.0, math.nan, 1.0)
+    with_overlap = N.NeuronResult.from_json(json.loads(json.dumps({**result.to_json(), "overlap": [row.__dict__]})))
+    assert with_overlap.overlap[0].language == "en" and math.isnan(with_overlap.overlap[0].z)
+    old = {k: v for k, v in result.to_json().items() if k not in ("eval_files", "ablation", "mask_dir", "overlap")}
+    older = N.NeuronResult.from_json(old)
+    assert older.counts == result.counts and older.ablation is None and older.overlap is None
 
 
 def test_lape_file_round_trips(neuron_run):
@@ -241,9 +263,22 @@ def test_overlap_runs_from_the_script(neuron_run, planted, tmp_path):
                    "--languages", ",".join(LANGS), "--top_rate", str(6 / (LAYERS * FFN)),
                    "--mask_dir", str(out / "masks" / "without_{lang}.pt"), "--permutations", "50",
                    "--output_dir", str(tmp_path / "o")])
-    rows = {(r["language"], r["layer"]): r for r in result["overlap"]}
-    assert rows[("en", "all")]["neurons"] == 2 and rows[("en", "all")]["lape_mean"] == 0.0  # en's mask drops them
+    rows = {(r.language, r.layer): r for r in result.overlap}
+    assert rows[("en", "all")].neurons == 2 and rows[("en", "all")].lape_mean == 0.0  # en's mask drops them
     assert (tmp_path / "o" / "neuron_overlap.csv").is_file()
+
+
+def test_text_files_may_be_json_lines_as_the_calibration_text_is(tmp_path):
+    """A study's one-shot calibration file (JSON lines with "text") is language_neurons.py's default text: each
+    document one sequence; a .txt file is read line by line even when a line looks like JSON."""
+    from utils.analysis.neuron_run import read_lines
+
+    docs = [{"id": 1, "text": "en1 en2\nen3"}, {"id": 2, "text": "  "}, {"id": 3, "text": " fr4 "}]
+    (tmp_path / "en.json").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    assert read_lines(tmp_path / "en.json", "en", 5) == ["en1 en2\nen3", "fr4"]
+    assert read_lines(tmp_path / "en.json", "en", 1) == ["en1 en2\nen3"]
+    (tmp_path / "en.txt").write_text('{"text": "x"}\n\nplain\n', encoding="utf-8")
+    assert read_lines(tmp_path / "en.txt", "en", 5) == ['{"text": "x"}', "plain"]
 
 
 def test_lape_selection_by_hand():

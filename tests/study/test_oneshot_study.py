@@ -148,3 +148,123 @@ def test_tiny_oneshot_study_end_to_end(tmp_path, tiny_models, monkeypatch):
     for name in ("Own-language advantage", "Language-specific weights per layer", "Jaccard per matrix type",
                  "Linear CKA per layer en-fr", "Sentence retrieval en -> fr"):
         assert name in report, name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# oneshot.neurons: LAPE's language-specific neurons of the one-shot model (issue 22 items 3-4)
+# ---------------------------------------------------------------------------------------------------------------
+
+NEURONS = {"max_lines": 12, "max_eval_lines": 3, "max_length": 24, "top_rate": 0.1, "activation_bar_ratio": 0.8,
+           "permutations": 20}
+
+
+def test_neurons_run_is_planned_once_over_every_language(tmp_path, capsys, monkeypatch):
+    """One run (LAPE is joint over the languages): the calibration text, every eval language's held-out text, the
+    first seed's masks of the first calibrated unstructured method; the dry run shows it after those masks."""
+    import study as study_script
+
+    monkeypatch.chdir(REPO)
+    study = oneshot_study(tmp_path, "some/model", seeds=[3, 4],
+                          oneshot={"methods": ["magnitude", "wanda"], "structures": ["2:4", "unstructured"],
+                                   "eval_languages": ["fr", "en"], "neurons": {"top_rate": 0.05},
+                                   "seconds_per_run": {"neurons": 90}})
+    plan = load_study(write(tmp_path, study))
+    assert [r for r in plan.runs if r.startswith("neurons/")] == ["neurons/oneshot_wanda/50/s3"]
+    run = plan.runs["neurons/oneshot_wanda/50/s3"]
+    masks = {lang: f"{plan.study_dir}/oneshot/wanda/{lang}/s3/masks/sparsity_50.pt" for lang in LANGS}
+    assert run.script == "language_neurons.py" and run.kind == "neurons"
+    assert run.config == {"model_name_or_path": "some/model", "top_rate": 0.05,
+                          "text_files": "data/mlm/{lang}.train.json", "languages": "en,fr,es",
+                          "eval_files": "fr=data/mlm/fr.valid.json,en=data/mlm/en.valid.json",
+                          "mask_dir": ",".join(f"{lang}={masks[lang]}" for lang in LANGS), "baseline_seed": 3,
+                          "output_dir": f"{plan.study_dir}/neurons/oneshot_wanda/50/s3"}
+    assert run.deps == sorted(f"oneshot/wanda/{lang}/s3" for lang in LANGS)
+    custom = oneshot_study(tmp_path, "some/model", oneshot={"neurons": {"text_files": "t/{lang}.txt"}})
+    assert load_study(write(tmp_path, custom)).runs["neurons/oneshot_wanda/50/s1"].config["text_files"] == "t/{lang}.txt"
+    assert study_script.main([write(tmp_path, study), "--dry_run"]) == 0
+    printed = capsys.readouterr().out
+    block = printed[printed.index("] neurons/oneshot_wanda/50/s3"):].split("\n[")[0]
+    assert "python language_neurons.py" in block
+    assert f"after: {', '.join(sorted(f'oneshot/wanda/{lang}/s3' for lang in LANGS))}" in block
+    assert "neurons        1       1                -  1.5 CPU-min (measured)" in printed
+
+
+@pytest.mark.parametrize("neurons,message", [
+    ({"top_rat": 0.1}, "os.json: oneshot.neurons: unknown key 'top_rat' (did you mean 'top_rate'?)"),
+    ({"eval_files": "x/{lang}.txt"}, "oneshot.neurons: unknown key 'eval_files'"),
+    ({"max_lines": "10"}, "oneshot.neurons: 'max_lines' must be int"),
+    ({"text_files": "one.txt"}, "oneshot.neurons.text_files must contain '{lang}'"),
+])
+def test_bad_neurons_object_is_one_line(tmp_path, neurons, message):
+    with pytest.raises(UserError) as error:
+        load_study(write(tmp_path, oneshot_study(tmp_path, "some/model", oneshot={"neurons": neurons})))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"methods": ["magnitude"], "neurons": {}}, "oneshot.neurons needs masks per language"),
+    ({"languages": ["en"], "calibration_file": "data/mlm/en.train.json", "eval_files": "data/mlm/en.valid.json",
+      "neurons": {}}, "oneshot.neurons: LAPE compares languages"),
+])
+def test_neurons_without_what_lape_needs_is_refused(tmp_path, change, message):
+    with pytest.raises(UserError) as error:
+        load_study(write(tmp_path, oneshot_study(tmp_path, "some/model", oneshot=change)))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_neurons_flags_and_text_are_checked_at_planning_time(tmp_path, tiny_models):
+    """Through language_neurons.py's own parsing (a bad threshold) and its text files, naming the study-file key."""
+    from utils.study.checks import check_study
+
+    model = tiny_models / "llama-tiny"
+    for neurons, expected in (({"top_rate": 2.0}, "(oneshot.neurons.top_rate): --top_rate must be"),
+                              ({"text_files": str(tmp_path / "{lang}.txt")}, "(oneshot.neurons.text_files)")):
+        study = oneshot_study(tmp_path, model, oneshot={"neurons": neurons})
+        with pytest.raises(UserError) as error:
+            check_study(load_study(write(tmp_path, study)))
+        text = str(error.value)
+        assert "run neurons/oneshot_wanda/50/s1" in text and expected in text and "\n" not in text, text
+
+
+def test_tiny_oneshot_study_with_neurons_end_to_end(tmp_path, tiny_models, monkeypatch):
+    """Two languages pruned by Wanda on the tiny Llama (gated FFN), then LAPE over both: the report has the neuron
+    counts, the three ablation matrices (deactivated language x eval language) and the overlap with the masks, and
+    the tables' CSVs hold what neurons.json holds."""
+    import csv
+
+    import study as study_script
+    from utils.analysis.neuron_run import read_neurons
+
+    monkeypatch.chdir(REPO)
+    langs = ["en", "fr"]
+    study = oneshot_study(tmp_path, tiny_models / "llama-tiny",
+                          oneshot={"languages": langs, "methods": ["wanda"], "eval_languages": ["fr", "en", "es"],
+                                   "random": False, "max_eval_windows": 1, "neurons": NEURONS})
+    assert study_script.main([write(tmp_path, study)]) == 0
+    root = tmp_path / "study"
+    result = read_neurons(root / "neurons/oneshot_wanda/50/s1/neurons.json")
+    assert result.languages == langs and result.ablation.eval_languages == ["fr", "en", "es"]
+    assert result.selected == min(round(0.1 * sum(result.neurons_per_layer)), result.candidates) > 0
+    assert result.mask_dir == {lang: str(root / f"oneshot/wanda/{lang}/s1/masks/sparsity_50.pt") for lang in langs}
+    tables = {t["name"]: t for s in json.loads((root / "report.json").read_text())["sections"] for t in s["tables"]}
+    slug = "oneshot_wanda_50_s1"
+    counts = tables[f"neurons_{slug}"]
+    assert counts["header"] == ["language", "decoder.0", "decoder.1", "total"]
+    assert counts["rows"] == [[lang, *result.counts[lang], sum(result.counts[lang])] for lang in langs]
+    for kind in ("language", "random", "frequency_matched"):
+        table = tables[f"neurons_ablation_{slug}_{kind}"]
+        assert table["header"] == ["deactivated", "fr", "en", "es"] and [r[0] for r in table["rows"]] == langs
+        cells = result.ablation.relative[kind]
+        assert table["rows"] == [[a, *(f"{100 * cells[a][e]:+.2f}" for e in ("fr", "en", "es"))] for a in langs]
+        with open(root / "tables" / f"neurons_ablation_{slug}_{kind}.csv", newline="") as handle:
+            assert list(csv.reader(handle)) == [table["header"], *table["rows"]]
+    overlap = tables[f"neurons_overlap_{slug}"]
+    with_neurons = [lang for lang in langs if sum(result.counts[lang])]
+    assert with_neurons and {r[0] for r in overlap["rows"]} == set(with_neurons)
+    assert [r[:3] for r in overlap["rows"] if r[1] == "all"] == [[lang, "all", sum(result.counts[lang])]
+                                                                 for lang in with_neurons]
+    assert "one-shot mask keeps" in overlap["guide"] and "ticket" not in overlap["guide"]
+    report = (root / "report.md").read_text()
+    for title in ("Language-specific neurons (LAPE)", "Neurons in their language's sub-network: neurons/oneshot_wanda",
+                  "Perplexity change (%) with frequency_matched neurons deactivated"):
+        assert title in report, title

@@ -3,7 +3,8 @@ utils.analysis.neurons). Outputs (in --output_dir):
 
 - lape_neurons.pt: LAPE's own format, a list over --languages of lists over FFN layers of LongTensors of neuron
   indices; activation_probs.pt: {languages, layers, tokens, probs: per layer (neurons x languages) float64};
-- neurons.json: thresholds, counts per language and layer, tokens, the ablation matrices and the overlap table;
+- neurons.json: thresholds, counts per language and layer, tokens, the ablation matrices and the overlap table
+  (`utils.analysis.neurons.NeuronResult`, read back by `read_neurons`);
 - masks/neurons_<lang>.pt (keeps only the language's neurons' gate/up rows and down columns) and
   masks/without_<lang>.pt (its complement: the model with those neurons removed), in the project's mask format;
 - ablation_<kind>.csv (relative perplexity change, ablated x eval language) and neuron_overlap.csv.
@@ -24,13 +25,14 @@ from utils.core.masks import Mask
 from utils.core.pruning import prunable_weights
 from utils.infra.args import ModelArguments
 from utils.infra.errors import UserError
-from utils.infra.io import save_tensors
+from utils.infra.io import read_json, save_tensors
 from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir
 from utils.infra.progress import progress_bar
 from utils.infra.validation import check_language_list, language_file_map
 
 logger = logging.getLogger(__name__)
 ABLATION_KINDS = ("language", "random", "frequency_matched")
+NEURONS_FILE = "neurons.json"  # the completion file (utils.infra.outputs.ANALYSIS_OUTPUTS["neurons"])
 
 
 @dataclass
@@ -76,7 +78,13 @@ def language_paths(spec: str, languages: Optional[str], flag: str) -> dict[str, 
     return paths
 
 
-def read_lines(path: Path, lang: str, max_lines: int) -> list[str]:
+def read_lines(path: Path, lang: str, max_lines: int, flag: str = "text_files") -> list[str]:
+    """The first `max_lines` non-empty lines of a plain text file, or documents of a JSON-lines file with a "text"
+    field (read as prune_oneshot.py reads its calibration text), each one sequence."""
+    from utils.oneshot.calibration import is_json_lines, read_documents
+
+    if is_json_lines(path):
+        return [d.strip() for d in read_documents(str(path), lang, f"--{flag}")][:max_lines]
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -220,42 +228,47 @@ def check_inputs(args: NeuronArguments) -> tuple[dict[str, Path], dict[str, Path
     return texts, evals, masks
 
 
-def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> dict:
+def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> N.NeuronResult:
     texts, eval_paths, mask_paths = check_inputs(args)
     root = prepare_analysis_dir(args.output_dir, "neurons", args.clear_output_dir)
     lines = {lang: read_lines(path, lang, args.max_lines) for lang, path in texts.items()}
-    eval_lines = {lang: read_lines(path, lang, args.max_eval_lines) for lang, path in eval_paths.items()}
+    eval_lines = {lang: read_lines(path, lang, args.max_eval_lines, "eval_files") for lang, path in eval_paths.items()}
     tokenizer, model, runner, layers, causal = load(model_args, args)
     masks = load_masks(model, mask_paths)
     stats = measure(model, runner, layers, {lang: batches(tokenizer, ls, args) for lang, ls in lines.items()})
     settings = N.LapeSettings(args.filter_rate, args.top_rate, args.activation_bar_ratio)
     selection = N.lape_select(stats, settings)
-    result = {"model": model_args.model_name_or_path, "settings": asdict(settings), "tokens": stats.tokens,
-              "layers": stats.layers, "neurons_per_layer": [l.size for l in layers],
-              "filter_threshold": selection.filter_threshold, "activation_bar": selection.activation_bar,
-              "candidates": selection.candidates, "selected": selection.selected, "counts": selection.counts(),
-              "text_files": {k: str(v) for k, v in texts.items()}}
+    result = N.NeuronResult(model_args.model_name_or_path, settings, stats.tokens, stats.layers,
+                            [layer.size for layer in layers], selection.filter_threshold, selection.activation_bar,
+                            selection.candidates, selection.selected, selection.counts(), _paths(texts))
     written = write_neuron_files(root, model, layers, stats, selection, model_args.model_name_or_path)
     if eval_paths:
         evals = {lang: batches(tokenizer, ls, args) for lang, ls in eval_lines.items()}
         matrix = ablation(model, layers, selection, stats, evals, args.baseline_seed)
-        result["ablation"] = {"dense": matrix.dense, "perplexity": matrix.perplexity,
-                              "relative": {kind: matrix.relative(kind) for kind in ABLATION_KINDS}}
+        result.eval_files, result.ablation = _paths(eval_paths), N.AblationResult.of(matrix)
         for kind in ABLATION_KINDS:
             written.append(root / f"ablation_{kind}.csv")
             write_matrix_csv(written[-1], matrix.relative(kind), matrix.eval_languages)
         print(format_ablation(matrix))
     if masks:
-        rows = overlap(layers, selection, masks, args.permutations, args.baseline_seed)
-        result["overlap"] = [asdict(r) for r in rows]
-        result["mask_dir"] = {k: str(v) for k, v in mask_paths.items()}
+        result.overlap = overlap(layers, selection, masks, args.permutations, args.baseline_seed)
+        result.mask_dir = _paths(mask_paths)
         written.append(root / "neuron_overlap.csv")
-        write_rows_csv(written[-1], result["overlap"])
-        print(format_overlap(rows))
-    write_json_last(root, ANALYSIS_OUTPUTS["neurons"], written, root / "neurons.json", result)  # the completion file
+        write_rows_csv(written[-1], [asdict(r) for r in result.overlap])
+        print(format_overlap(result.overlap))
+    write_json_last(root, ANALYSIS_OUTPUTS["neurons"], written, root / NEURONS_FILE, result.to_json())  # completion
     print(format_counts(selection))
     print(f"written to {root}")
     return result
+
+
+def read_neurons(path: str | Path) -> N.NeuronResult:
+    """neurons.json, typed (files written before 'eval_files' was recorded read the same)."""
+    return N.NeuronResult.from_json(read_json(path))
+
+
+def _paths(paths: dict[str, Path]) -> dict[str, str]:
+    return {lang: str(path) for lang, path in paths.items()}
 
 
 def write_neuron_files(root: Path, model, layers, stats: N.ActivationProbs, selection: N.Selection,

@@ -24,6 +24,7 @@ from torch import nn
 
 from utils.core.families import placement
 from utils.core.masks import Mask, layer_of, layer_sort_key, matrix_type, stack_of
+from utils.analysis.writers import from_json, to_json
 from utils.core.pruning import prunable_weights
 from utils.infra.errors import UserError
 
@@ -398,3 +399,59 @@ def _row(lang: str, layer: str, n: int, observed: float, null: torch.Tensor) -> 
     z = (observed - mean) / std if std > 0 else math.nan
     p = (1 + int((null >= observed - 1e-12).sum())) / (len(null) + 1)
     return OverlapRow(lang, layer, n, observed, mean, std, z, p)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The result (neurons.json)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AblationResult:
+    """The ablation in neurons.json: perplexities and their relative change, per kind (language, random,
+    frequency_matched) -> deactivated language -> eval language."""
+
+    dense: dict[str, float]
+    perplexity: dict[str, dict[str, dict[str, float]]]
+    relative: dict[str, dict[str, dict[str, float]]]
+
+    @classmethod
+    def of(cls, matrix: AblationMatrix) -> "AblationResult":
+        return cls(matrix.dense, matrix.perplexity, {kind: matrix.relative(kind) for kind in matrix.perplexity})
+
+    @property
+    def eval_languages(self) -> list[str]:
+        return list(self.dense)
+
+
+@dataclass
+class NeuronResult:
+    """What language_neurons.py found (neurons.json; the JSON keys are the field names): the selection's settings,
+    thresholds and counts per language and layer, and, when asked for, the ablation and the overlap rows."""
+
+    model: str
+    settings: LapeSettings
+    tokens: dict[str, int]  # counted tokens per language
+    layers: list[str]
+    neurons_per_layer: list[int]
+    filter_threshold: float
+    activation_bar: float
+    candidates: int
+    selected: int
+    counts: dict[str, list[int]]  # language -> its neurons per layer
+    text_files: dict[str, str]
+    eval_files: Optional[dict[str, str]] = None
+    ablation: Optional[AblationResult] = None  # with --eval_files
+    mask_dir: Optional[dict[str, str]] = None
+    overlap: Optional[list[OverlapRow]] = None  # with --mask_dir
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.counts)
+
+    def to_json(self) -> dict:
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "NeuronResult":
+        return from_json(cls, data)

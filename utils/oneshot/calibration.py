@@ -36,7 +36,10 @@ def check_text_file(template: str, lang: str, flag: str) -> Path:
     return path
 
 
-def _is_json_lines(path: Path) -> bool:
+def is_json_lines(path: Path) -> bool:
+    """JSON lines with a "text" field (.jsonl, .gz, or a file starting with '{' that is not .txt), else plain text."""
+    if path.suffix == ".txt":
+        return False
     if path.suffix in (".jsonl", ".gz"):
         return True
     with open(path, "rb") as handle:
@@ -50,7 +53,7 @@ def read_documents(template: Optional[str], lang: str, flag: str, dataset_name: 
         data_args = DataArguments(data_language=lang, dataset_name=dataset_name)
         return [t for t in load_split(data_args, lang, split, {"text": "text"})["text"] if t.strip()]
     path = check_text_file(template, lang, flag)
-    if _is_json_lines(path) and path.suffix != ".txt":
+    if is_json_lines(path):
         data_args = DataArguments(data_language=lang, train_file=str(path))
         documents = load_split(data_args, lang, "train", {"text": "text"})["text"]
     else:

@@ -210,18 +210,24 @@ def _check_inputs(run: Run, parsed: Optional[tuple]) -> None:
 
 
 def _check_text(run: Run) -> None:
-    """A one-shot run's calibration text and the perplexity run's held-out text, per language."""
+    """A one-shot run's calibration text, the perplexity run's held-out text, and language_neurons.py's text and
+    held-out text, per language (its masks come from earlier runs)."""
+    from utils.analysis.neuron_run import language_paths
     from utils.oneshot.calibration import check_text_file, parse_eval_files
 
+    key = "calibration_file" if run.script == "prune_oneshot.py" else "eval_files"
     try:
         if run.script == "prune_oneshot.py" and run.config.get("calibration_file"):
             for lang in run.config["data_language"].split(","):
                 check_text_file(run.config["calibration_file"], lang, "--calibration_file")
         if run.script == "mask_perplexity.py":
             parse_eval_files(run.config["eval_files"])
+        if run.script == "language_neurons.py":
+            for key in ("text_files", "eval_files"):
+                if isinstance(run.config.get(key), str):
+                    language_paths(run.config[key], run.config.get("languages"), key)
     except UserError as error:
-        raise RunProblem(str(error), "calibration_file" if run.script == "prune_oneshot.py" else "eval_files") \
-            from None
+        raise RunProblem(str(error), key) from None
 
 
 def _check_model(name: str) -> None:

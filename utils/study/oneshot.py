@@ -8,6 +8,8 @@
                                                    every eval language (the perplexity transfer matrix)
     retrieval/oneshot_<method>/<p>/<pair>/s<seed>, representations/... sentence_retrieval.py and
                                                    representation_similarity.py per pair, dense and under masks
+    neurons/oneshot_<method>/<p>/s<seed>           language_neurons.py ('oneshot.neurons'): LAPE's neurons of every
+                                                   language in one run, their ablation, their overlap with the masks
 
 The analyses are the ones tickets use (plan.add_similarity_run, plan.add_retrieval_run, mask_ops.py); only the
 masks they read differ.
@@ -23,6 +25,8 @@ from .plan import Run, Study, add_retrieval_run, add_similarity_run, percent_id,
 
 ONESHOT_KINDS = ("oneshot",)
 ONESHOT_ANALYSIS_KINDS = ("perplexity", "representations")
+# The run kinds whose measured seconds per run (oneshot.seconds_per_run) the dry run's estimate takes.
+TIMED_KINDS = ("oneshot", "consensus", "similarity", "perplexity", "retrieval", "representations", "neurons")
 
 
 def method_label(method: str, structure: str) -> str:
@@ -62,13 +66,23 @@ def load_spec(study: Study) -> Optional[dict]:
         if key in spec and len(spec["languages"]) > 1 and "{lang}" not in spec[key]:
             raise UserError(f"{where}.{key} must contain '{{lang}}' for a study of several languages")
     for kind, value in spec.get("seconds_per_run", {}).items():
-        if kind not in ("oneshot", "consensus", "similarity", "perplexity", "retrieval", "representations"):
-            raise schema.unknown_key(f"{where}.seconds_per_run", kind, ("oneshot", "consensus", "similarity",
-                                                                         "perplexity", "retrieval", "representations"))
+        if kind not in TIMED_KINDS:
+            raise schema.unknown_key(f"{where}.seconds_per_run", kind, TIMED_KINDS)
         if not schema.is_type(value, "number") or value <= 0:
             raise UserError(f"{where}.seconds_per_run.{kind} must be a positive number, got {value!r}")
+    if "neurons" in spec:
+        _check_neurons(spec, where)
     spec.setdefault("eval_languages", spec["languages"])
     return spec
+
+
+def _check_neurons(spec: dict, where: str) -> None:
+    """'oneshot.neurons': its keys, and what LAPE needs (two languages, text per language)."""
+    schema.check(spec["neurons"], schema.ONESHOT_NEURONS, f"{where}.neurons")
+    if len(spec["languages"]) < 2:
+        raise UserError(f"{where}.neurons: LAPE compares languages: oneshot.languages needs two or more")
+    if "{lang}" not in spec["neurons"].get("text_files", spec.get("calibration_file", "{lang}")):
+        raise UserError(f"{where}.neurons.text_files must contain '{{lang}}'")
 
 
 def add_oneshot(study: Study) -> None:
@@ -108,6 +122,8 @@ def add_oneshot(study: Study) -> None:
             evaluated += _add_leave_one_out(study, spec, label, found, first, p)
     _add_perplexity(study, spec, evaluated, p)
     unstructured = [label for label in calibrated if "_" not in label]
+    if "neurons" in spec:
+        _add_neurons(study, spec, masks, unstructured, first, p)
     if "retrieval" in study.raw and unstructured:
         _add_oneshot_retrieval(study, spec, masks[unstructured[0]], unstructured[0], first, p)
 
@@ -175,6 +191,33 @@ def _add_perplexity(study: Study, spec: dict, evaluated: list[tuple[str, tuple[s
                   sorted({d for _, (d, _) in evaluated}), outputs=["mask_perplexity.json"],
                   origins={"eval_files": "oneshot.eval_files", "seq_len": "oneshot.eval_seq_len",
                            "max_windows": "oneshot.max_eval_windows", "model_name_or_path": "oneshot.model"}))
+
+
+def _add_neurons(study: Study, spec: dict, masks: dict, unstructured: list[str], seed: int, p: float) -> None:
+    """neurons/oneshot_<label>/<p>/s<seed>: ONE language_neurons.py run over every language (LAPE selects neurons
+    jointly over the languages, so a run per language would not be LAPE), with the ablation matrix on the held-out
+    text of every eval language and the overlap with the first unstructured calibrated method's masks of that seed."""
+    where = f"{study.path}: oneshot.neurons"
+    if not unstructured:
+        raise UserError(f"{where} needs masks per language: a calibrated method (wanda, sparsegpt) in oneshot.methods "
+                        "and 'unstructured' in oneshot.structures")
+    label, options = unstructured[0], spec["neurons"]
+    found = [masks[label][f"{lang}/{seed}"] for lang in spec["languages"]]
+    run_id = f"neurons/oneshot_{label}/{percent_id(p)}/s{seed}"
+    run_dir = study.study_dir / run_id
+    config = {"model_name_or_path": spec["model"], **options,
+              "text_files": options.get("text_files", spec.get("calibration_file")),
+              "languages": ",".join(spec["languages"]),
+              "eval_files": ",".join(f"{lang}={spec['eval_files'].replace('{lang}', lang)}"
+                                     for lang in spec["eval_languages"]),
+              "mask_dir": ",".join(f"{lang}={mask}" for lang, (_, mask) in zip(spec["languages"], found)),
+              "baseline_seed": seed, "output_dir": str(run_dir)}
+    origins = {"model_name_or_path": "oneshot.model", **{key: f"oneshot.neurons.{key}" for key in options},
+               "text_files": "oneshot.neurons.text_files" if "text_files" in options else "oneshot.calibration_file",
+               "languages": "oneshot.languages", "eval_files": "oneshot.eval_files", "mask_dir": "oneshot.methods",
+               "baseline_seed": "seeds", "output_dir": "study_dir"}
+    study.add(Run(run_id, "neurons", "language_neurons.py", config, run_dir, sorted({d for d, _ in found}),
+                  outputs=["neurons.json"], origins=origins))
 
 
 def _add_oneshot_retrieval(study: Study, spec: dict, found: dict, label: str, seed: int, p: float) -> None:

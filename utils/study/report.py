@@ -15,6 +15,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
+from utils.analysis.neuron_run import NEURONS_FILE, read_neurons
+from utils.analysis.neurons import AblationResult
 from utils.analysis.results import ImpSummary, Summary
 from utils.analysis.similarity import PairComparison, SimilarityResult
 from utils.analysis.similarity_writers import SIMILARITY_FILE, read_similarity
@@ -224,37 +226,46 @@ def retrieval_section(study: Study, out: Path) -> dict:
 
 
 def neurons_section(study: Study, out: Path) -> dict:
-    """language_neurons.py runs: LAPE neurons per language and layer, the ablation matrices, the overlap table."""
+    """language_neurons.py runs: LAPE neurons per language and layer, the ablation matrices, the overlap table with
+    the masks the run read (a task's tickets, or the one-shot stage's masks)."""
     tables, texts = [], []
     for run in (r for r in study.runs.values() if r.kind == "neurons"):
-        result = _read(run.run_dir / "neurons.json")
+        result = _read(run.run_dir / NEURONS_FILE, read_neurons)
         if result is None:
             continue
         slug = run.id.removeprefix("neurons/").replace("/", "_")
-        texts.append(f"{run.id}: {result['selected']} of {sum(result['neurons_per_layer']):,} FFN neurons kept (filter "
-                     f"p > {result['filter_threshold']:.4f} in some language, bar p > {result['activation_bar']:.4f}; "
-                     f"tokens {', '.join(f'{k} {v:,}' for k, v in result['tokens'].items())}).")
-        counts = result["counts"]
+        masks = "one-shot mask" if any(study.runs[d].kind == "oneshot" for d in run.deps) else "ticket"
+        texts.append(f"{run.id}: {result.selected} of {sum(result.neurons_per_layer):,} FFN neurons kept (filter "
+                     f"p > {result.filter_threshold:.4f} in some language, bar p > {result.activation_bar:.4f}; "
+                     f"tokens {', '.join(f'{k} {v:,}' for k, v in result.tokens.items())}).")
         tables.append(_table(f"neurons_{slug}", f"Language-specific neurons per layer: {run.id}",
                              "LAPE's neurons of each language in each FFN layer (a neuron may count for two "
-                             "languages); docs/neurons.md.", ["language", *result["layers"], "total"],
-                             [[lang, *c, sum(c)] for lang, c in counts.items()]))
-        for kind, cells in result.get("ablation", {}).get("relative", {}).items():
-            evals = list(result["ablation"]["dense"])
-            tables.append(_table(f"neurons_ablation_{slug}_{kind}", f"Perplexity change (%) with {kind} neurons "
-                                 f"deactivated: {run.id}", "rows: whose neurons (or a same-size baseline set per "
-                                 "layer) are deactivated; columns: the held-out language; 100 x (ppl / dense ppl - 1).",
-                                 ["deactivated", *evals],
-                                 [[row, *(f"{100 * cells[row][e]:+.2f}" for e in evals)] for row in cells]))
-        if result.get("overlap"):
+                             "languages); docs/neurons.md.", ["language", *result.layers, "total"],
+                             [[lang, *c, sum(c)] for lang, c in result.counts.items()]))
+        tables += _ablation_tables(run.id, slug, result.ablation)
+        if result.overlap:
             tables.append(_table(f"neurons_overlap_{slug}", f"Neurons in their language's sub-network: {run.id}",
-                                 "mean share of a neuron's down-projection weights that its language's ticket keeps "
-                                 "and most other tickets drop: LAPE neurons vs random neurons of the same layers "
-                                 "(z, one-sided p).", ["language", "layer", "neurons", "LAPE", "random", "z", "p"],
-                                 [[r["language"], r["layer"], r["neurons"], f"{r['lape_mean']:.4f}",
-                                   f"{r['random_mean']:.4f}", format_number(None if math.isnan(r["z"]) else r["z"], 2),
-                                   f"{r['p_high']:.3f}"] for r in result["overlap"]]))
+                                 f"mean share of a neuron's down-projection weights that its language's {masks} "
+                                 f"keeps and most other languages' {masks}s drop: LAPE neurons vs random neurons "
+                                 "of the same layers (z, one-sided p).",
+                                 ["language", "layer", "neurons", "LAPE", "random", "z", "p"],
+                                 [[r.language, r.layer, r.neurons, f"{r.lape_mean:.4f}", f"{r.random_mean:.4f}",
+                                   format_number(None if math.isnan(r.z) else r.z, 2), f"{r.p_high:.3f}"]
+                                  for r in result.overlap]))
     return _section("Language-specific neurons (LAPE)", " ".join(texts), tables=tables)
+
+
+def _ablation_tables(run_id: str, slug: str, ablation: Optional[AblationResult]) -> list[dict]:
+    """One matrix per kind of deactivated set: deactivated language (rows) x eval language (columns)."""
+    if ablation is None:
+        return []
+    evals = ablation.eval_languages
+    dense = ", ".join(f"{e} {format_number(p, 2)}" for e, p in ablation.dense.items())
+    return [_table(f"neurons_ablation_{slug}_{kind}", f"Perplexity change (%) with {kind} neurons deactivated: "
+                   f"{run_id}", "rows: whose neurons (or a same-size baseline set per layer) are deactivated; "
+                   f"columns: the held-out language; 100 x (ppl / dense ppl - 1); dense ppl {dense}.",
+                   ["deactivated", *evals], [[row, *(f"{100 * cells[row][e]:+.2f}" for e in evals)] for row in cells])
+            for kind, cells in ablation.relative.items()]
 
 
 def oneshot_section(study: Study, out: Path) -> dict:

@@ -51,6 +51,13 @@ ONESHOT = {
     "sparsity": "number", "calibration_file": "str", "calibration_samples": "int", "calibration_batch_size": "int", "calibration_seq_len": "int",
     "eval_files": "str", "eval_languages": "list[str]", "eval_seq_len": "int", "max_eval_windows": "int",
     "consensus": "bool", "random": "bool", "cka_dims": "int", "overrides": "dict", "seconds_per_run": "dict",
+    "neurons": "dict",
+}
+# oneshot.neurons: one language_neurons.py run over every one-shot language (LAPE selects jointly over them); its
+# flags (text_files: default oneshot.calibration_file; languages, eval_files and masks come from the stage).
+ONESHOT_NEURONS = {
+    "text_files": "str", "max_lines": "int", "max_eval_lines": "int", "max_length": "int", "batch_size": "int",
+    "permutations": "int", "filter_rate": "number", "top_rate": "number", "activation_bar_ratio": "number",
 }
 BASELINES = ("dense", "random", "oneshot", "rand_init")
 
