@@ -12,13 +12,13 @@ weights the other languages' masks drop. See docs/neurons.md.
 """
 from utils.analysis.neuron_run import NeuronArguments, run_language_neurons
 from utils.analysis.neurons import NeuronResult
-from utils.infra.args import ModelArguments, parse_args
+from utils.infra.args import InferenceModelArguments, parse_args
 from utils.infra.errors import exit_on_user_error
 
 
 @exit_on_user_error
 def main(argv=None) -> NeuronResult:
-    model_args, args = parse_args((ModelArguments, NeuronArguments), argv)
+    model_args, args = parse_args((InferenceModelArguments, NeuronArguments), argv)
     return run_language_neurons(model_args, args)
 
 

@@ -7,14 +7,14 @@
 Writes OUTPUT_DIR/mask_perplexity.json: the dense model's perplexity per language, and each mask's (and a random
 mask's) on the original weights.
 """
-from utils.infra.args import ModelArguments, parse_args
+from utils.infra.args import InferenceModelArguments, parse_args
 from utils.infra.errors import exit_on_user_error
 from utils.oneshot.evaluate import MaskPerplexityArguments, run_mask_perplexity
 
 
 @exit_on_user_error
 def main(argv=None) -> dict:
-    model_args, args = parse_args((ModelArguments, MaskPerplexityArguments), argv)
+    model_args, args = parse_args((InferenceModelArguments, MaskPerplexityArguments), argv)
     return run_mask_perplexity(model_args, args)
 
 

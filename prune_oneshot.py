@@ -8,14 +8,14 @@ Writes OUTPUT_DIR/masks/sparsity_50.pt (with its .json metadata), oneshot_result
 per --eval_files language, seconds and peak memory per block) and, with --save_weights, the pruned model to
 OUTPUT_DIR/model.
 """
-from utils.infra.args import ModelArguments, parse_args
+from utils.infra.args import InferenceModelArguments, parse_args
 from utils.infra.errors import exit_on_user_error
 from utils.oneshot.run import OneshotArguments, run_oneshot
 
 
 @exit_on_user_error
 def main(argv=None) -> dict:
-    model_args, args = parse_args((ModelArguments, OneshotArguments), argv)
+    model_args, args = parse_args((InferenceModelArguments, OneshotArguments), argv)
     return run_oneshot(model_args, args)
 
 

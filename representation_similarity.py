@@ -10,14 +10,14 @@
 side's sentences under the dense model vs under its mask. Prints every layer's measures beside their value on
 shuffled pairs and writes representations_<name>.json, .csv and .png into --output_dir.
 """
-from utils.infra.args import ModelArguments, parse_args
+from utils.infra.args import InferenceModelArguments, parse_args
 from utils.infra.errors import exit_on_user_error
 from utils.analysis.representation_similarity import RepresentationArguments, run_representation_similarity
 
 
 @exit_on_user_error
 def main(argv=None) -> dict:
-    model_args, args = parse_args((ModelArguments, RepresentationArguments), argv)
+    model_args, args = parse_args((InferenceModelArguments, RepresentationArguments), argv)
     return run_representation_similarity(model_args, args)
 
 

@@ -9,14 +9,14 @@
 Prints the margin-kNN accuracy of every hidden layer (0 = embeddings) in both directions and writes
 retrieval_<src>-<tgt>.json and .png into --output_dir.
 """
-from utils.infra.args import ModelArguments, parse_args
+from utils.infra.args import InferenceModelArguments, parse_args
 from utils.infra.errors import exit_on_user_error
 from utils.analysis.retrieval import RetrievalArguments, run_retrieval
 
 
 @exit_on_user_error
 def main(argv=None) -> dict:
-    model_args, args = parse_args((ModelArguments, RetrievalArguments), argv)
+    model_args, args = parse_args((InferenceModelArguments, RetrievalArguments), argv)
     return run_retrieval(model_args, args)
 
 

@@ -559,3 +559,32 @@ def test_eval_files_for_an_encoder_and_nm_widths_are_refused_before_loading(tiny
         run_script(*oneshot_argv(tiny_models / "mbert-tiny", tmp_path / "b", "--structure", "3:7",
                                  "--sparsity", str(4 / 7)))
     assert f"has {config.hidden_size} inputs, not a multiple of 7" in capsys.readouterr().err
+
+
+def test_bfloat16_runs_give_nearly_the_float32_masks_and_perplexities(trained_llama, tmp_path, run_script):
+    """--dtype bfloat16 (prune_oneshot.py, mask_perplexity.py): the model runs in bfloat16, the statistics and the
+    mask's exact sparsity do not change, and the mask and the perplexities stay close to float32's."""
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        runs[dtype] = run_script(*oneshot_argv(trained_llama, tmp_path / dtype, "--dtype", dtype,
+                                               "--eval_files", "en=data/mlm/en.valid.json"))
+    masks = {d: Mask.load(tmp_path / d / "masks" / "sparsity_50.pt") for d in runs}
+    assert masks["bfloat16"].sparsity == 0.5
+    kept = sum(int((masks["float32"][n] & masks["bfloat16"][n]).sum()) for n in masks["float32"])
+    either = sum(int((masks["float32"][n] | masks["bfloat16"][n]).sum()) for n in masks["float32"])
+    assert 0.9 < kept / either < 1.0  # bfloat16 activations move some scores across the threshold, not many
+    before = {d: r["perplexity_before"]["en"] for d, r in runs.items()}
+    assert before["bfloat16"] == pytest.approx(before["float32"], rel=0.02) and before["bfloat16"] != before["float32"]
+    scored = run_script("mask_perplexity.py", "--model_name_or_path", str(trained_llama), "--dtype", "bfloat16",
+                        "--eval_files", "en=data/mlm/en.valid.json", "--seq_len", str(SEQ), "--output_dir",
+                        str(tmp_path / "ppl"), "--masks", *(str(tmp_path / d / "masks/sparsity_50.pt") for d in runs),
+                        "--labels", *runs)
+    after = {row["label"]: row["perplexity"]["en"] for row in scored["masks"]}
+    assert after["dense"] == pytest.approx(before["bfloat16"], rel=1e-3)  # the same windows, the same dtype
+    assert after["bfloat16"] == pytest.approx(runs["bfloat16"]["perplexity_after"]["en"], rel=1e-3)
+
+
+def test_training_scripts_have_no_dtype_flag(run_script, capsys):
+    with pytest.raises(SystemExit):
+        run_script("pretrain_trans.py", "--model_name_or_path", "x", "--output_dir", "y", "--dtype", "bfloat16")
+    assert "--dtype" in capsys.readouterr().err

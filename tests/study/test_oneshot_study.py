@@ -59,7 +59,20 @@ def test_plan_run_ids(tmp_path):
     assert "summary" not in plan.runs  # nothing trains
 
 
+def test_dtype_reaches_every_run_that_loads_the_model(tmp_path):
+    study = oneshot_study(tmp_path, "some/model", oneshot={"dtype": "bfloat16", "cka_dims": 4, "neurons": {}},
+                          retrieval={"pairs": ["en-fr"], "tsv": "data/parallel/{pair}.tsv"})
+    plan = load_study(write(tmp_path, study))
+    loads = {"prune_oneshot.py", "mask_perplexity.py", "sentence_retrieval.py", "representation_similarity.py",
+             "language_neurons.py"}
+    assert loads == {run.script for run in plan.runs.values() if "model_name_or_path" in run.config}
+    for run in plan.runs.values():
+        assert run.config.get("dtype") == ("bfloat16" if run.script in loads else None), run.id
+    assert plan.runs["oneshot/wanda/en/s1"].origins["dtype"] == "oneshot.dtype"
+
+
 @pytest.mark.parametrize("change,message", [
+    ({"oneshot": {"dtype": "float8"}}, "oneshot: 'dtype' must be one of 'float32', 'bfloat16', 'float16'"),
     ({"oneshot": {"methods": ["wanda", "obs"]}}, "oneshot.methods: unknown method 'obs'"),
     ({"oneshot": {"structures": ["2:4"], "sparsity": 0.6}}, "oneshot.structures"),
     ({"oneshot": {"eval_files": "data/mlm/en.valid.json"}}, "oneshot.eval_files must contain '{lang}'"),

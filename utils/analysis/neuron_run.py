@@ -23,7 +23,7 @@ from utils.analysis.retrieval import align_mask
 from utils.analysis.writers import format_number, write_csv, write_json_last
 from utils.core.masks import Mask
 from utils.core.pruning import prunable_weights
-from utils.infra.args import ModelArguments
+from utils.infra.args import InferenceModelArguments
 from utils.infra.errors import UserError
 from utils.infra.io import read_json, save_tensors
 from utils.infra.outputs import ANALYSIS_OUTPUTS, prepare_analysis_dir
@@ -37,7 +37,7 @@ NEURONS_FILE = "neurons.json"  # the completion file (utils.infra.outputs.ANALYS
 
 @dataclass
 class NeuronArguments:
-    """language_neurons.py's flags (the model comes from ModelArguments)."""
+    """language_neurons.py's flags (the model comes from InferenceModelArguments)."""
 
     output_dir: str = field(metadata={"help": "Where the neuron files, masks, JSON and CSV go."})
     text_files: str = field(metadata={"help": "Plain text per language, one sentence per line: en=PATH,fr=PATH, or one "
@@ -115,7 +115,7 @@ def _model_inputs(batch: dict, device) -> dict:
     return {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
 
 
-def load(model_args: ModelArguments, args: NeuronArguments):
+def load(model_args: InferenceModelArguments, args: NeuronArguments):
     """(tokenizer, model, runner, FFN layers, causal?) after checking every input that needs no model."""
     from transformers import AutoModel, AutoModelForCausalLM
     from transformers.models.auto.modeling_auto import (
@@ -228,7 +228,7 @@ def check_inputs(args: NeuronArguments) -> tuple[dict[str, Path], dict[str, Path
     return texts, evals, masks
 
 
-def run_language_neurons(model_args: ModelArguments, args: NeuronArguments) -> N.NeuronResult:
+def run_language_neurons(model_args: InferenceModelArguments, args: NeuronArguments) -> N.NeuronResult:
     texts, eval_paths, mask_paths = check_inputs(args)
     root = prepare_analysis_dir(args.output_dir, "neurons", args.clear_output_dir)
     lines = {lang: read_lines(path, lang, args.max_lines) for lang, path in texts.items()}

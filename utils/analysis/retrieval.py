@@ -36,7 +36,7 @@ BOM = "\ufeff"
 
 @dataclass
 class ParallelEmbeddingArguments:
-    """Flags shared by the scripts that embed parallel sentences per layer (the model comes from ModelArguments)."""
+    """Flags shared by the scripts that embed parallel sentences per layer (the model comes from InferenceModelArguments)."""
 
     output_dir: str = field(metadata={"help": "Where the JSON (and CSV, PNG) files go."})
     tsv: Optional[str] = field(

@@ -126,6 +126,22 @@ class ModelArguments:
     )
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class InferenceModelArguments(ModelArguments):
+    """The model flags of the scripts that only run a model (one-shot pruning and the analyses): also --dtype.
+    Training scripts have none: they keep float32 weights and take --bf16 / --fp16 (mixed precision)."""
+
+    dtype: Optional[str] = field(
+        default=None,
+        metadata={"help": "Run the model in this dtype (float32, bfloat16, float16; default: the checkpoint's). "
+                          "bfloat16 halves the time on CPUs with AVX512-BF16 or AMX and on GPUs; statistics, "
+                          "masks and losses are still computed in float32 or float64.", "choices": list(DTYPES)},
+    )
+
+
 @dataclass
 class DataArguments:
     """Data options common to all tasks; each task adds its own in a subclass."""

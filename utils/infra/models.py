@@ -67,10 +67,12 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
     The seed is set first, so newly created heads (and random bodies) are reproducible.
     """
     config = load_config(model_args, **config_kwargs)
+    dtype = getattr(torch, model_args.dtype) if getattr(model_args, "dtype", None) else None  # InferenceModelArguments
     try:
         set_seed(seed)
         if weight_init == "rand":
-            return auto_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
+            model = auto_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
+            return model.to(dtype) if dtype else model
         if weight_init != "pre":
             raise UserError(f"--weight_init must be 'pre' or 'rand', got {weight_init!r}")
         verbosity = hf_logging.get_verbosity()
@@ -83,6 +85,7 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
                 cache_dir=model_args.cache_dir,
                 trust_remote_code=model_args.trust_remote_code,
                 output_loading_info=True,
+                **({"dtype": dtype} if dtype else {}),
                 **gguf_kwargs(model_args),
             )
         finally:

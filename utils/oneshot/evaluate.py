@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM
 from utils.analysis.retrieval import align_mask
 from utils.core.masks import Mask, read_mask_metadata
 from utils.core.pruning import prunable_weights, random_prune
-from utils.infra.args import ModelArguments
+from utils.infra.args import InferenceModelArguments
 from utils.infra.errors import UserError
 from utils.infra.io import write_json
 from utils.infra.models import load_model, load_tokenizer
@@ -32,7 +32,7 @@ OUTPUT = "mask_perplexity.json"
 
 @dataclass
 class MaskPerplexityArguments:
-    """mask_perplexity.py's flags (the model comes from ModelArguments)."""
+    """mask_perplexity.py's flags (the model comes from InferenceModelArguments)."""
 
     output_dir: str = field(metadata={"help": "Where mask_perplexity.json goes."})
     eval_files: str = field(metadata={"help": "Held-out text per language, en=PATH,fr=PATH (plain text or JSON "
@@ -78,7 +78,7 @@ def score(model, weights: dict, original: dict[str, torch.Tensor], mask: Optiona
     return {lang: round(perplexity(model, w, torch.device("cpu")), 4) for lang, w in windows.items()}
 
 
-def run_mask_perplexity(model_args: ModelArguments, args: MaskPerplexityArguments) -> dict:
+def run_mask_perplexity(model_args: InferenceModelArguments, args: MaskPerplexityArguments) -> dict:
     files = check_arguments(args)
     out = prepare_analysis_dir(args.output_dir, "mask_perplexity", args.clear_output_dir)
     tokenizer = load_tokenizer(model_args)

@@ -20,7 +20,7 @@ from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_
 
 from utils.core.masks import Mask
 from utils.core.pruning import prunable_weights
-from utils.infra.args import ModelArguments, config_dict, split_languages
+from utils.infra.args import InferenceModelArguments, config_dict, split_languages
 from utils.infra.errors import UserError, first_line
 from utils.infra.models import load_model, load_tokenizer
 from utils.infra.outputs import (RunPaths, check_free_space, clear_entries, mask_file_bytes, plan_run)
@@ -35,7 +35,7 @@ from utils.oneshot.methods import METHODS, NEEDS_CALIBRATION, LayerPruner, Setti
 
 @dataclass
 class OneshotArguments:
-    """prune_oneshot.py's flags (the model comes from ModelArguments)."""
+    """prune_oneshot.py's flags (the model comes from InferenceModelArguments)."""
 
     output_dir: str = field(metadata={"help": "Where masks/, oneshot_results.json (and model/) go."})
     method: str = field(default="wanda", metadata={"help": "magnitude (per layer), wanda (per output row) or "
@@ -124,7 +124,7 @@ class Inputs:
     source: str
 
 
-def read_inputs(model_args: ModelArguments, args: OneshotArguments, settings: Settings) -> Inputs:
+def read_inputs(model_args: InferenceModelArguments, args: OneshotArguments, settings: Settings) -> Inputs:
     """The model's kind checked, the calibration samples drawn and the eval text cut into windows."""
     config, auto_class, eval_files = check_model(model_args, args, settings)
     source = args.calibration_file or args.dataset_name
@@ -143,7 +143,7 @@ def read_inputs(model_args: ModelArguments, args: OneshotArguments, settings: Se
     return Inputs(config, auto_class, tokenizer, samples, eval_sets, source or "")
 
 
-def check_model(model_args: ModelArguments, args: OneshotArguments, settings: Settings) -> tuple[Any, type, dict]:
+def check_model(model_args: InferenceModelArguments, args: OneshotArguments, settings: Settings) -> tuple[Any, type, dict]:
     """The config, the model class, and the eval files; the architecture checked on a skeleton without weights."""
     try:
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir,
@@ -286,12 +286,12 @@ def measure(model, eval_sets: dict[str, torch.Tensor], run: PruneRun) -> dict[st
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def fingerprint_of(model_args: ModelArguments, args: OneshotArguments) -> dict[str, Any]:
+def fingerprint_of(model_args: InferenceModelArguments, args: OneshotArguments) -> dict[str, Any]:
     config = config_dict(model_args, args)
     return {k: v for k, v in config.items() if k not in ("output_dir", "discard_unfinished_run", "cache_dir")}
 
 
-def run_oneshot(model_args: ModelArguments, args: OneshotArguments, show_progress: Optional[bool] = None) -> dict:
+def run_oneshot(model_args: InferenceModelArguments, args: OneshotArguments, show_progress: Optional[bool] = None) -> dict:
     """Check the folder and every input, load, measure, prune, measure, write; returns the results."""
     settings = settings_from(args)
     paths = RunPaths(args.output_dir)
@@ -327,7 +327,7 @@ def run_oneshot(model_args: ModelArguments, args: OneshotArguments, show_progres
     return to_dict(results)
 
 
-def load_for_pruning(model_args: ModelArguments, args: OneshotArguments, inputs: Inputs, settings: Settings,
+def load_for_pruning(model_args: InferenceModelArguments, args: OneshotArguments, inputs: Inputs, settings: Settings,
                      paths: RunPaths, show_progress: Optional[bool]) -> tuple[Any, PruneRun]:
     """The model in eval mode without a cache, on the accelerator (with --offload: all but its blocks), once the
     disk is known to hold what the run writes."""

@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from utils.infra.args import DataArguments, ExperimentTrainingArguments, ModelArguments, parse_args
+from utils.infra.args import (DataArguments, ExperimentTrainingArguments, InferenceModelArguments, ModelArguments,
+                              parse_args)
 from utils.infra.data import check_language_data
 from utils.infra.errors import UserError
 from utils.infra.models import check_local
@@ -31,13 +32,13 @@ from .plan import TASK_KINDS, Run, Study
 ANALYSIS_ARGUMENTS = {
     "mask_ops.py": ("utils.analysis.mask_ops", ("MaskOpsArguments",)),
     "mask_similarity.py": ("utils.analysis.tools", ("SimilarityArguments",)),
-    "language_neurons.py": ("utils.analysis.neuron_run", ("ModelArguments", "NeuronArguments")),
-    "sentence_retrieval.py": ("utils.analysis.retrieval", ("ModelArguments", "RetrievalArguments")),
+    "language_neurons.py": ("utils.analysis.neuron_run", ("InferenceModelArguments", "NeuronArguments")),
+    "sentence_retrieval.py": ("utils.analysis.retrieval", ("InferenceModelArguments", "RetrievalArguments")),
     "summarize_results.py": ("utils.analysis.tools", ("SummaryArguments",)),
-    "prune_oneshot.py": ("utils.oneshot.run", ("ModelArguments", "OneshotArguments")),
-    "mask_perplexity.py": ("utils.oneshot.evaluate", ("ModelArguments", "MaskPerplexityArguments")),
+    "prune_oneshot.py": ("utils.oneshot.run", ("InferenceModelArguments", "OneshotArguments")),
+    "mask_perplexity.py": ("utils.oneshot.evaluate", ("InferenceModelArguments", "MaskPerplexityArguments")),
     "representation_similarity.py": ("utils.analysis.representation_similarity",
-                                     ("ModelArguments", "RepresentationArguments")),
+                                     ("InferenceModelArguments", "RepresentationArguments")),
 }
 IDENTITY = ("output_dir", "seed", "data_language", "mask_dir")
 ANALYSIS_KEYS = {"consensus": "consensus", "similarity": "similarity", "retrieval": "retrieval",
@@ -129,7 +130,7 @@ def argument_classes(run: Run) -> tuple[type, ...]:
         return ModelArguments, spec.data_arguments, third, ExperimentTrainingArguments
     module, names = ANALYSIS_ARGUMENTS[run.script]
     loaded = importlib.import_module(module)
-    return tuple(ModelArguments if n == "ModelArguments" else getattr(loaded, n) for n in names)
+    return tuple(InferenceModelArguments if n == "InferenceModelArguments" else getattr(loaded, n) for n in names)
 
 
 def _shape(run: Run) -> str:

@@ -128,11 +128,20 @@ def add_oneshot(study: Study) -> None:
         _add_oneshot_retrieval(study, spec, masks[unstructured[0]], unstructured[0], first, p)
 
 
+def _dtype(spec: dict) -> dict:
+    return {"dtype": spec["dtype"]} if "dtype" in spec else {}
+
+
+def _model(spec: dict) -> dict:
+    """The flags that choose the model and how it runs, for every run of the stage that loads it."""
+    return {"model_name_or_path": spec["model"], **_dtype(spec)}
+
+
 def _add_prune(study: Study, spec: dict, method: str, structure: str, label: str, lang: str,
                seed: int) -> tuple[str, str]:
     run_id = f"oneshot/{label}/{lang}/s{seed}"
     run_dir = study.study_dir / run_id
-    config = {"model_name_or_path": spec["model"], "output_dir": str(run_dir), "method": method,
+    config = {**_model(spec), "output_dir": str(run_dir), "method": method,
               "sparsity": spec["sparsity"], "structure": structure, "seed": seed, **spec.get("overrides", {})}
     if "calibration_seq_len" in spec:  # also checked against the model's positions when no text is read
         config["calibration_seq_len"] = spec["calibration_seq_len"]
@@ -144,7 +153,7 @@ def _add_prune(study: Study, spec: dict, method: str, structure: str, label: str
     origins = {"model_name_or_path": "oneshot.model", "data_language": "oneshot.languages", "seed": "seeds",
                **{key: f"oneshot.{key}" for key in ("method", "sparsity", "structure", "calibration_file",
                                                     "calibration_samples", "calibration_batch_size",
-                                                    "calibration_seq_len")},
+                                                    "calibration_seq_len", "dtype")},
                **{key: "oneshot.overrides" for key in spec.get("overrides", {})}}
     study.add(Run(run_id, "oneshot", "prune_oneshot.py", config, run_dir, outputs=[ONESHOT_RESULTS],
                   origins=origins))
@@ -180,7 +189,7 @@ def _add_perplexity(study: Study, spec: dict, evaluated: list[tuple[str, tuple[s
     run_id = f"perplexity/oneshot/{percent_id(p)}"
     run_dir = study.study_dir / run_id
     files = ",".join(f"{lang}={spec['eval_files'].replace('{lang}', lang)}" for lang in spec["eval_languages"])
-    config = {"model_name_or_path": spec["model"], "eval_files": files, "masks": [m for _, (_, m) in evaluated],
+    config = {**_model(spec), "eval_files": files, "masks": [m for _, (_, m) in evaluated],
               "labels": [label for label, _ in evaluated], "seq_len": spec.get("eval_seq_len", 128),
               "output_dir": str(run_dir), "seed": study.seeds[0]}
     if spec.get("max_eval_windows"):
@@ -205,7 +214,7 @@ def _add_neurons(study: Study, spec: dict, masks: dict, unstructured: list[str],
     found = [masks[label][f"{lang}/{seed}"] for lang in spec["languages"]]
     run_id = f"neurons/oneshot_{label}/{percent_id(p)}/s{seed}"
     run_dir = study.study_dir / run_id
-    config = {"model_name_or_path": spec["model"], **options,
+    config = {**_model(spec), **options,
               "text_files": options.get("text_files", spec.get("calibration_file")),
               "languages": ",".join(spec["languages"]),
               "eval_files": ",".join(f"{lang}={spec['eval_files'].replace('{lang}', lang)}"
@@ -230,7 +239,7 @@ def _add_oneshot_retrieval(study: Study, spec: dict, found: dict, label: str, se
         if missing:
             raise UserError(f"{where}: pair {pair} needs one-shot masks in {', '.join(missing)} "
                             f"(oneshot.languages)")
-        data = retrieval_data(retrieval, pair)
+        data = {**retrieval_data(retrieval, pair), **_dtype(spec)}
         (dep_a, mask_a), (dep_b, mask_b) = found[f"{src}/{seed}"], found[f"{tgt}/{seed}"]
         masked = {**data, "src_mask": mask_a, "tgt_mask": mask_b}
         runs = [(f"oneshot_{label}/{percent_id(p)}/{pair}/s{seed}", masked, sorted({dep_a, dep_b})), (f"dense/{pair}", data, [])]
@@ -243,7 +252,7 @@ def _add_oneshot_retrieval(study: Study, spec: dict, found: dict, label: str, se
 
 def _add_representations_run(study: Study, run_id: str, spec: dict, data: dict, deps: list[str]) -> None:
     run_dir = study.study_dir / run_id
-    config = {"model_name_or_path": spec["model"], **data, "pooling": "mean", "cca_dims": spec["cka_dims"],
+    config = {**_model(spec), **data, "pooling": "mean", "cca_dims": spec["cka_dims"],
               "output_dir": str(run_dir)}
     study.add(Run(run_id, "representations", "representation_similarity.py", config, run_dir, deps,
                   outputs=[f"representations_{data['name']}.json"]))

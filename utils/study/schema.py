@@ -51,6 +51,7 @@ ONESHOT = {
     "sparsity": "number", "calibration_file": "str", "calibration_samples": "int", "calibration_batch_size": "int", "calibration_seq_len": "int",
     "eval_files": "str", "eval_languages": "list[str]", "eval_seq_len": "int", "max_eval_windows": "int",
     "consensus": "bool", "random": "bool", "cka_dims": "int", "overrides": "dict", "seconds_per_run": "dict",
+    "dtype": ("float32", "bfloat16", "float16"),
     "neurons": "dict",
 }
 # oneshot.neurons: one language_neurons.py run over every one-shot language (LAPE selects jointly over them); its
