@@ -2,7 +2,7 @@
 the published findings say. Skipped, with its reason, when scripts/setup_real_model.py and
 scripts/setup_parallel_text.py have not written real_models/ and real_data/ (about 10 minutes on 2 idle cores).
 
-    python -m pytest -q -m real tests/test_real_llm.py
+    python -m pytest -q -m real tests/oneshot/test_real_llm.py
 """
 import json
 from pathlib import Path
@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.real, pytest.mark.slow, pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def real_study(request, tmp_path_factory, monkeypatch_module):
     """Wanda masks of three languages (two scripts) and two calibration samples each, magnitude, their perplexity
-    on every language's held-out books and their Jaccard similarities: configs/studies/real_llm.json cut down.
+    on every language's held-out books, their Jaccard similarities and en-fr retrieval per layer:
+    configs/studies/real_llm.json cut down.
     Only with -m real: it prunes the real model seven times, too long for the default suite."""
     import study as study_script
 
@@ -37,9 +38,10 @@ def real_study(request, tmp_path_factory, monkeypatch_module):
     raw = json.loads((REPO / "configs/studies/real_llm.json").read_text())
     out = tmp_path_factory.mktemp("real_llm")
     raw.update({"study_dir": str(out / "study"), "seeds": [1, 2]})
-    raw.pop("retrieval")
+    raw["retrieval"]["pairs"] = ["en-fr"]
     raw["oneshot"].update({"languages": LANGS, "structures": ["unstructured"], "consensus": False})
-    raw["oneshot"].pop("cka_dims", None)
+    for key in ("cka_dims", "neurons"):
+        raw["oneshot"].pop(key, None)
     (out / "study.json").write_text(json.dumps(raw))
     assert study_script.main([str(out / "study.json")]) == 0
     return out / "study"
@@ -72,3 +74,11 @@ def test_jaccard_same_language_above_other_language_above_random(real_study):
         (same if kind == "same" else other).append(pair["overall"]["jaccard"])
         random.append(pair["overall"]["random_baseline"])
     assert min(same) > max(other) and min(other) > np.mean(random) + 0.3, (same, other, np.mean(random))
+
+
+def test_dense_retrieval_between_languages_far_above_chance(real_study):
+    result = json.loads((real_study / "retrieval/dense/en-fr/retrieval_en-fr.json").read_text())
+    chance = 1 / result["pairs"]
+    accuracy = [layer["accuracy"] for layer in result["layers"]]
+    assert result["pairs"] == 64 and result["best_accuracy"] >= 0.8, accuracy
+    assert np.median(accuracy) > 20 * chance, accuracy  # most layers, not one lucky layer

@@ -365,6 +365,43 @@ def test_local_executor_gives_each_run_its_own_gpu(tmp_path):
     assert "CUDA_VISIBLE_DEVICES=" + probes[2]["gpu"] in (study.study_dir / "probe2" / "run.log").read_text()
 
 
+@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
+def test_cpu_runs_at_once_share_the_cores(tmp_path, monkeypatch, launcher):
+    """executor.workers 2 on a 2-core CPU: each run gets one core as its torch thread pool, a forked run too (torch
+    was imported before the fork)."""
+    import torch
+
+    from utils.study.execute import LocalExecutor, execute
+    from utils.study.plan import Run, Study
+    from utils.study.state import Decision
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("utils.study.execute.visible_gpus", lambda: [])
+    own_threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # what torch would take alone, so the runs' single thread is the executor's doing
+    monkeypatch.syspath_prepend(str(tmp_path))  # the fork launcher imports each script's module first
+    script = tmp_path / "threads_probe.py"
+    script.write_text("import json, os, sys, torch\n"
+                      "if __name__ == '__main__':\n"
+                      "    config = json.load(open(sys.argv[1]))\n"
+                      "    json.dump({'torch': torch.get_num_threads(), 'omp': os.environ['OMP_NUM_THREADS']},"
+                      " open(os.path.join(config['output_dir'], 'probe.json'), 'w'))\n")
+    study = Study("cpu", "probe.json", tmp_path / "study", [1], {},
+                  [], {"executor": {"workers": 2, "launcher": launcher}})
+    for i in range(2):
+        run_dir = study.study_dir / f"probe{i}"
+        study.add(Run(f"probe{i}", "summary", str(script), {"output_dir": str(run_dir)}, run_dir,
+                      outputs=["probe.json"]))
+    executor = LocalExecutor.from_study(study)
+    assert executor.threads == 1 and "2 run(s) at a time on CPU, 1 thread(s) each" in executor.describe()
+    outcomes = execute(study, {rid: Decision("run", "new") for rid in study.runs}, executor, str(tmp_path), 0.05)
+    assert {o.status for o in outcomes.values()} == {"ok"}
+    for i in range(2):
+        assert json.loads((study.study_dir / f"probe{i}" / "probe.json").read_text()) == {"torch": 1, "omp": "1"}
+    assert torch.get_num_threads() == 2  # the runner's own pool is left as it was
+    torch.set_num_threads(own_threads)
+
+
 def probe_runs(tmp_path: Path, codes: dict[str, int]) -> tuple[list, Path]:
     """Runs of a script that sleeps a moment, writes its output and exits with the code its config names."""
     from utils.study.plan import Run

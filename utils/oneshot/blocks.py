@@ -163,9 +163,15 @@ def probe_overrides(model: nn.Module, blocks: Sequence[Block], sample: dict[str,
         call = Call.of(args, kwargs)
         seen.append((call.args, call.kwargs))
 
+    def stop(_module, _args, _output) -> None:
+        raise _Captured  # the last block's arguments are known: skip what follows it (a 262k-word output layer)
+
     handles = [b.module.register_forward_pre_hook(record, with_kwargs=True) for b in blocks]
+    handles.append(blocks[-1].module.register_forward_hook(stop))
     try:
         model(**sample)
+    except _Captured:
+        pass
     finally:
         for handle in handles:
             handle.remove()

@@ -119,6 +119,8 @@ def _forked_child(job: dict, env: dict) -> None:
     try:
         _die_with_parent()
         os.environ.update(env)
+        if "OMP_NUM_THREADS" in env and "torch" in sys.modules:  # imported before the fork: size its pool now
+            sys.modules["torch"].set_num_threads(int(env["OMP_NUM_THREADS"]))
         os.chdir(job["cwd"])
         fd = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(fd, _header(job, env).encode())
@@ -196,6 +198,7 @@ class LocalExecutor:
     launcher: str  # fork or subprocess
     gpus_per_run: int = 1
     runs_per_gpu: int = 1
+    threads: Optional[int] = None  # CPU threads per run (several runs at a time on CPU share the cores)
     running: dict[int, tuple[str, list[str], float]] = field(default_factory=dict)  # pid -> id, gpus, start
     processes: dict[int, subprocess.Popen] = field(default_factory=dict)
 
@@ -215,12 +218,18 @@ class LocalExecutor:
             launcher = "subprocess" if gpus else "fork"
         if launcher == "fork" and (not hasattr(os, "fork") or per_run > 1):
             launcher = "subprocess"
-        return cls(gpus, workers, launcher, per_run, runs_per_gpu)
+        threads = None
+        if not gpus and (workers > 1 or "threads_per_run" in spec):  # each run's share of the cores, not all of them
+            threads = int(spec.get("threads_per_run") or max(1, (os.cpu_count() or 1) // workers))
+            if threads < 1:
+                raise UserError(f"{study.path}: executor.threads_per_run must be >= 1")
+        return cls(gpus, workers, launcher, per_run, runs_per_gpu, threads)
 
     def describe(self) -> str:
         where = f"GPUs {','.join(self.gpus)}" if self.gpus else "CPU"
         packed = f", up to {self.runs_per_gpu} per GPU" if self.gpus and self.runs_per_gpu > 1 else ""
-        return f"local executor: {self.workers} run(s) at a time on {where}{packed} ({self.launcher})"
+        threads = f", {self.threads} thread(s) each" if self.threads else ""
+        return f"local executor: {self.workers} run(s) at a time on {where}{packed}{threads} ({self.launcher})"
 
     def prepare(self, runs: list[Run]) -> None:
         """Fork launcher: import each script's modules once here, so every forked run starts without imports."""
@@ -247,6 +256,8 @@ class LocalExecutor:
         for run, job in runs_and_jobs:
             gpus = self._place()
             env = {"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {}
+            if self.threads:
+                env.update({"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)})
             if self.launcher == "fork":
                 sys.stdout.flush()
                 sys.stderr.flush()

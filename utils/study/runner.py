@@ -111,9 +111,10 @@ def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
     if measured:
         todo = {kind: sum(decisions[r.id].action != "skip" for r in study.runs.values() if r.kind == kind)
                 for kind in measured}
-        print(f"one-shot stage: about {sum(todo[k] * measured[k] for k in measured) / 60:.1f} minutes still to run "
-              f"on this machine, from the study file's measured seconds per run ({study.path}: "
-              "oneshot.seconds_per_run)")
+        workers = max(1, int(study.executor.get("workers", 1)))  # CPU runs at a time (seconds measured so)
+        minutes = sum(todo[k] * measured[k] for k in measured) / 60 / workers
+        print(f"one-shot stage: about {minutes:.1f} minutes still to run on this machine with {workers} run(s) at a "
+              f"time, from the study file's measured seconds per run ({study.path}: oneshot.seconds_per_run)")
 
 
 def print_costs(study: Study, speeds_flag: Optional[str]) -> None:

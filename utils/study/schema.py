@@ -42,7 +42,7 @@ EXECUTOR = {
     "workers": "int", "launcher": ("auto", "fork", "subprocess"), "partition": "str", "time_min": "int",
     "gpus_per_node": "int", "cpus_per_task": "int", "mem_gb": "number", "account": "str", "sbatch": "dict",
     "array_parallelism": "int", "folder": "str", "poll_seconds": "number", "analysis_gpus": "int",
-    "gpus_per_run": "int", "runs_per_gpu": "int", "gpu_memory_gb": "number",
+    "gpus_per_run": "int", "runs_per_gpu": "int", "gpu_memory_gb": "number", "threads_per_run": "int",
 }
 FLOP_BOUND = {"gpu": "str", "utilization": "number"}
 # One-shot masks per language and seed (utils/study/oneshot.py); '{lang}' in the file templates.

@@ -136,7 +136,9 @@ def evaluate_clm(model, loader, accelerator) -> dict[str, float]:
         logits = model(**inputs).logits[:, :-1].float()
         targets = batch["input_ids"][:, 1:]
         scored = batch["attention_mask"][:, 1:].bool()
-        per_token = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none") * scored
+        # rows of (tokens, vocabulary): the (batch, vocabulary, tokens) layout is ~10x slower on CPU for 262k words
+        per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                    reduction="none").view_as(targets) * scored
         hits = (logits.argmax(-1) == targets) & scored
         per_block = torch.stack([per_token.sum(1), scored.sum(1).float(), hits.sum(1).float()], dim=1)
         totals = accelerator.gather_for_metrics(per_block).sum(0).tolist()  # each block counted once
