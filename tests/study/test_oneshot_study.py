@@ -109,16 +109,19 @@ def test_transfer_matrix_arithmetic():
 
 
 def direct_perplexity(model, tokenizer, path: str, seq_len: int, windows: int) -> float:
-    """Tokens of every document joined by EOS, cut into consecutive windows, mean next-token cross-entropy."""
+    """Tokens of every document joined by EOS, cut into consecutive stretches of seq_len - 1 tokens, each after the
+    tokenizer's <bos> (this tokenizer adds one: the test says so), mean next-token cross-entropy."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    assert tokenizer("a")["input_ids"] == [tokenizer.bos_token_id, *plain]
     docs = [json.loads(line)["text"] for line in open(path, encoding="utf-8") if line.strip()]
     ids: list[int] = []
     for i, doc in enumerate(docs):
         ids += ([tokenizer.eos_token_id] if i and tokenizer.eos_token_id is not None else []) + \
             tokenizer(doc, add_special_tokens=False)["input_ids"]
-    losses = []
+    losses, step = [], seq_len - 1
     with torch.no_grad():
-        for w in range(min(windows, len(ids) // seq_len)):
-            x = torch.tensor([ids[w * seq_len:(w + 1) * seq_len]])
+        for w in range(min(windows, len(ids) // step)):
+            x = torch.tensor([[tokenizer.bos_token_id] + ids[w * step:(w + 1) * step]])
             logits = model(input_ids=x).logits[0, :-1]
             losses.append(torch.nn.functional.cross_entropy(logits.float(), x[0, 1:], reduction="sum").item())
     return math.exp(sum(losses) / (len(losses) * (seq_len - 1)))
