@@ -588,3 +588,32 @@ def test_training_scripts_have_no_dtype_flag(run_script, capsys):
     with pytest.raises(SystemExit):
         run_script("pretrain_trans.py", "--model_name_or_path", "x", "--output_dir", "y", "--dtype", "bfloat16")
     assert "--dtype" in capsys.readouterr().err
+
+
+def test_training_loads_float32_and_float16_needs_a_gpu(trained_llama, tmp_path):
+    """A bfloat16 checkpoint (prune_oneshot.py --dtype bfloat16 --save_weights) is trained in float32; the scripts
+    that only run a model keep the checkpoint's dtype unless --dtype says otherwise; float16 on the CPU is refused."""
+    from transformers import AutoModelForCausalLM
+
+    from utils.infra.args import InferenceModelArguments, ModelArguments
+    from utils.infra.models import load_model
+
+    folder = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(trained_llama, dtype=torch.bfloat16).save_pretrained(folder)
+    assert load_model(AutoModelForCausalLM, ModelArguments(str(folder))).dtype == torch.float32
+    assert load_model(AutoModelForCausalLM, InferenceModelArguments(str(folder))).dtype == torch.bfloat16
+    assert load_model(AutoModelForCausalLM, InferenceModelArguments(str(folder), dtype="float32")).dtype == torch.float32
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="--dtype float16 needs a GPU"):
+            load_model(AutoModelForCausalLM, InferenceModelArguments(str(folder), dtype="float16"))
+
+
+def test_fingerprint_names_the_window_rule_and_ignores_the_batch_size():
+    from utils.infra.args import InferenceModelArguments
+    from utils.oneshot.run import OneshotArguments, fingerprint_of
+
+    model = InferenceModelArguments("m")
+    one = fingerprint_of(model, OneshotArguments(output_dir="a", calibration_batch_size=1))
+    eight = fingerprint_of(model, OneshotArguments(output_dir="b", calibration_batch_size=8))
+    assert one == eight and one["windows"].startswith("leading special tokens")  # runs before <bos>: other settings
+    assert fingerprint_of(InferenceModelArguments("m", dtype="bfloat16"), OneshotArguments(output_dir="a")) != one

@@ -72,6 +72,8 @@ def test_dtype_reaches_every_run_that_loads_the_model(tmp_path):
 
 
 @pytest.mark.parametrize("change,message", [
+    ({"oneshot": {"calibration_samples": 12, "calibration_batch_size": 8}},
+     "oneshot.calibration_batch_size 8 must be >= 1 and divide calibration_samples 12"),
     ({"oneshot": {"dtype": "float8"}}, "oneshot: 'dtype' must be one of 'float32', 'bfloat16', 'float16'"),
     ({"oneshot": {"methods": ["wanda", "obs"]}}, "oneshot.methods: unknown method 'obs'"),
     ({"oneshot": {"structures": ["2:4"], "sparsity": 0.6}}, "oneshot.structures"),

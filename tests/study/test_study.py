@@ -375,8 +375,9 @@ def test_cpu_runs_at_once_share_the_cores(tmp_path, monkeypatch, launcher):
     from utils.study.plan import Run, Study
     from utils.study.state import Decision
 
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("utils.study.execute.usable_cpus", lambda: 2)
     monkeypatch.setattr("utils.study.execute.visible_gpus", lambda: [])
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     own_threads = torch.get_num_threads()
     torch.set_num_threads(2)  # what torch would take alone, so the runs' single thread is the executor's doing
     monkeypatch.syspath_prepend(str(tmp_path))  # the fork launcher imports each script's module first
@@ -400,6 +401,19 @@ def test_cpu_runs_at_once_share_the_cores(tmp_path, monkeypatch, launcher):
         assert json.loads((study.study_dir / f"probe{i}" / "probe.json").read_text()) == {"torch": 1, "omp": "1"}
     assert torch.get_num_threads() == 2  # the runner's own pool is left as it was
     torch.set_num_threads(own_threads)
+
+
+def test_cpu_threads_per_run_respects_the_user(tmp_path, monkeypatch):
+    from utils.study.execute import LocalExecutor
+    from utils.study.plan import Study
+
+    monkeypatch.setattr("utils.study.execute.visible_gpus", lambda: [])
+    study = lambda executor: Study("cpu", "s.json", tmp_path, [1], {}, [], {"executor": executor})  # noqa: E731
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert LocalExecutor.from_study(study({"workers": 2})).threads is None  # the user's OMP_NUM_THREADS stands
+    assert LocalExecutor.from_study(study({"workers": 2, "threads_per_run": 4})).threads == 4
+    with pytest.raises(UserError, match="threads_per_run must be >= 1"):
+        LocalExecutor.from_study(study({"workers": 2, "threads_per_run": 0}))
 
 
 def probe_runs(tmp_path: Path, codes: dict[str, int]) -> tuple[list, Path]:

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from transformers import AutoConfig, AutoTokenizer, set_seed
 from transformers.utils import logging as hf_logging
 
-from utils.infra.args import ModelArguments
+from utils.infra.args import InferenceModelArguments, ModelArguments
 from utils.infra.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,17 @@ def load_config(model_args: ModelArguments, **config_kwargs: Any):
         raise UserError(f"cannot load model '{name}': {first_line(error)}") from None
 
 
+def load_dtype(model_args: ModelArguments) -> Optional[torch.dtype]:
+    """--dtype for the scripts that only run a model (None: the checkpoint's); float32 for training, so a bfloat16
+    checkpoint (a pruned model saved by prune_oneshot.py --dtype bfloat16) is not trained in pure bfloat16."""
+    if not isinstance(model_args, InferenceModelArguments):
+        return torch.float32
+    if model_args.dtype == "float16" and not torch.cuda.is_available():
+        raise UserError("--dtype float16 needs a GPU: on the CPU it is slow and overflows in models such as Gemma; "
+                        "use --dtype bfloat16")
+    return getattr(torch, model_args.dtype) if model_args.dtype else None
+
+
 def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre", seed: int = 42, **config_kwargs: Any):
     """`weight_init='pre'`: the checkpoint's weights (a GGUF's dequantized, with --gguf_file); 'rand': the same
     architecture with seeded random weights.
@@ -67,7 +78,7 @@ def load_model(auto_class, model_args: ModelArguments, weight_init: str = "pre",
     The seed is set first, so newly created heads (and random bodies) are reproducible.
     """
     config = load_config(model_args, **config_kwargs)
-    dtype = getattr(torch, model_args.dtype) if getattr(model_args, "dtype", None) else None  # InferenceModelArguments
+    dtype = load_dtype(model_args)
     try:
         set_seed(seed)
         if weight_init == "rand":

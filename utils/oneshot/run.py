@@ -286,9 +286,14 @@ def measure(model, eval_sets: dict[str, torch.Tensor], run: PruneRun) -> dict[st
 # ---------------------------------------------------------------------------------------------------------------
 
 
+WINDOWS = "leading special tokens, then the text"  # how samples are cut (before 2026-12-06: the text alone)
+
+
 def fingerprint_of(model_args: InferenceModelArguments, args: OneshotArguments) -> dict[str, Any]:
+    """The settings that decide the mask; the batch size does not (the same statistics), the window rule does."""
     config = config_dict(model_args, args)
-    return {k: v for k, v in config.items() if k not in ("output_dir", "discard_unfinished_run", "cache_dir")}
+    skip = ("output_dir", "discard_unfinished_run", "cache_dir", "calibration_batch_size")
+    return {**{k: v for k, v in config.items() if k not in skip}, "windows": WINDOWS}
 
 
 def run_oneshot(model_args: InferenceModelArguments, args: OneshotArguments, show_progress: Optional[bool] = None) -> dict:

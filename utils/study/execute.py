@@ -188,6 +188,14 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (a Slurm cpuset or taskset, not the whole node)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 @dataclass
 class LocalExecutor:
     """Up to `runs_per_gpu` runs on each visible GPU at a time (each with its own CUDA_VISIBLE_DEVICES), or
@@ -220,10 +228,12 @@ class LocalExecutor:
             launcher = "subprocess"
         threads = None
         if not gpus and (workers > 1 or "threads_per_run" in spec):  # each run's share of the cores, not all of them
-            threads = int(spec.get("threads_per_run") or max(1, (os.cpu_count() or 1) // workers))
-            if threads < 1:
+            threads = spec.get("threads_per_run")
+            if threads is None and "OMP_NUM_THREADS" not in os.environ:  # the user's own setting stands
+                threads = max(1, usable_cpus() // workers)
+            if threads is not None and int(threads) < 1:
                 raise UserError(f"{study.path}: executor.threads_per_run must be >= 1")
-        return cls(gpus, workers, launcher, per_run, runs_per_gpu, threads)
+        return cls(gpus, workers, launcher, per_run, runs_per_gpu, None if threads is None else int(threads))
 
     def describe(self) -> str:
         where = f"GPUs {','.join(self.gpus)}" if self.gpus else "CPU"

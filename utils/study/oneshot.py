@@ -65,6 +65,10 @@ def load_spec(study: Study) -> Optional[dict]:
     for key in ("calibration_file", "eval_files"):
         if key in spec and len(spec["languages"]) > 1 and "{lang}" not in spec[key]:
             raise UserError(f"{where}.{key} must contain '{{lang}}' for a study of several languages")
+    batch = spec.get("calibration_batch_size", 1)
+    if batch < 1 or spec.get("calibration_samples", 128) % batch:
+        raise UserError(f"{where}.calibration_batch_size {batch} must be >= 1 and divide calibration_samples "
+                        f"{spec.get('calibration_samples', 128)}")
     for kind, value in spec.get("seconds_per_run", {}).items():
         if kind not in TIMED_KINDS:
             raise schema.unknown_key(f"{where}.seconds_per_run", kind, TIMED_KINDS)

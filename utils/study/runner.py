@@ -89,6 +89,15 @@ def estimate_rows(study: Study, decisions: dict[str, Decision]) -> tuple[list[li
     return rows, notes
 
 
+def local_workers(study: Study) -> int:
+    """How many runs the local executor runs at a time (1 for a cluster: its queue decides)."""
+    if study.executor.get("kind", "local") != "local":
+        return 1
+    from .execute import LocalExecutor
+
+    return LocalExecutor.from_study(study).workers
+
+
 def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
     for run in study.runs.values():
         decision = decisions[run.id]
@@ -111,7 +120,7 @@ def print_plan(study: Study, decisions: dict[str, Decision]) -> None:
     if measured:
         todo = {kind: sum(decisions[r.id].action != "skip" for r in study.runs.values() if r.kind == kind)
                 for kind in measured}
-        workers = max(1, int(study.executor.get("workers", 1)))  # CPU runs at a time (seconds measured so)
+        workers = local_workers(study)  # runs at a time (the seconds were measured so)
         minutes = sum(todo[k] * measured[k] for k in measured) / 60 / workers
         print(f"one-shot stage: about {minutes:.1f} minutes still to run on this machine with {workers} run(s) at a "
               f"time, from the study file's measured seconds per run ({study.path}: oneshot.seconds_per_run)")
