@@ -10,7 +10,7 @@ draw windows from C4 documents. Several languages share the samples equally.
 Every window (calibration sample or held-out window) starts with the tokens the tokenizer puts before a text
 (`leading_ids`: Gemma's and Llama's <bos>, BERT's [CLS]; none for GPT-2 or T5), then seq_len minus those tokens
 of the stream. Models trained with a BOS at position 0 use it as an attention sink: Gemma 3 270M's held-out
-perplexity on English verses is about 10x lower with it (docs/fidelity.md).
+perplexity on English verses is about 10x lower with it (docs/llm.md).
 """
 from __future__ import annotations
 
